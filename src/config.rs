@@ -1,0 +1,326 @@
+//! Service configuration: a TOML file whose every key is optional. `Config::default()` is what
+//! `coda serve` runs on with no file; `coda.example.toml` shows every option with its default.
+
+use serde::Deserialize;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use crate::numbering::NumberingPlan;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub sip: SipConfig,
+    pub rtp: RtpConfig,
+    pub storage: StorageConfig,
+    pub admin: AdminConfig,
+    pub limits: LimitsConfig,
+    pub voicemail: VoicemailConfig,
+    pub mail: MailConfig,
+    pub numbering: NumberingPlan,
+    pub prompts: PromptsConfig,
+    /// Mailboxes declared in the file; created or updated in the store at start-up.
+    #[serde(rename = "mailbox")]
+    pub mailboxes: Vec<MailboxConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SipConfig {
+    /// Address for both UDP and TCP.
+    pub listen: SocketAddr,
+    /// Address put into Contact and SDP when `listen` is a wildcard address.
+    pub public_address: Option<IpAddr>,
+    /// User-Agent / Server header value.
+    pub server_name: String,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 5060),
+            public_address: None,
+            server_name: format!("coda/{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RtpConfig {
+    /// Address RTP sockets bind to (and announce in SDP unless `sip.public_address` is set).
+    pub address: IpAddr,
+    pub port_min: u16,
+    pub port_max: u16,
+}
+
+impl Default for RtpConfig {
+    fn default() -> Self {
+        Self {
+            address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port_min: 20000,
+            port_max: 29999,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// SQLite database, spool and file-transport outbox live here.
+    pub data_dir: PathBuf,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./coda-data"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// HTTP admin API: `/health` and `/metrics`. Empty string disables it.
+    pub listen: Option<SocketAddr>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            listen: Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Concurrent calls; an INVITE beyond it gets 503 with Retry-After.
+    pub max_calls: usize,
+    /// Seconds announced in Retry-After when at the limit.
+    pub retry_after_secs: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_calls: 1000,
+            retry_after_secs: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VoicemailConfig {
+    /// Longest message; recording stops (and the message is kept) after it.
+    pub max_message_secs: u32,
+    /// Messages shorter than this are discarded.
+    pub min_message_secs: f32,
+    /// Continuous silence that ends a recording.
+    pub silence_secs: u32,
+    /// Silence threshold in dBFS.
+    pub silence_threshold_dbfs: f32,
+    /// Messages a mailbox holds before callers are told it is full.
+    pub max_messages: u32,
+    /// `*` during the greeting goes to mailbox login. Off: a known toll-fraud route.
+    pub star_to_login: bool,
+    /// Seconds of no RTP at all after which a call is ended (a dead peer).
+    pub media_timeout_secs: u32,
+}
+
+impl Default for VoicemailConfig {
+    fn default() -> Self {
+        Self {
+            max_message_secs: 180,
+            min_message_secs: 1.0,
+            silence_secs: 10,
+            silence_threshold_dbfs: -50.0,
+            max_messages: 100,
+            star_to_login: false,
+            media_timeout_secs: 30,
+        }
+    }
+}
+
+/// How outgoing mail leaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTransportKind {
+    /// `.eml` files in `<data_dir>/outbox` (the zero-configuration default).
+    #[default]
+    File,
+    /// An SMTP relay, see `[mail.smtp]`.
+    Smtp,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MailConfig {
+    pub from: String,
+    pub transport: MailTransportKind,
+    pub smtp: SmtpConfig,
+    /// Time zone in which mails show times.
+    pub timezone: String,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        Self {
+            from: "Voicemail <voicemail@localhost>".into(),
+            transport: MailTransportKind::File,
+            smtp: SmtpConfig::default(),
+            timezone: "Europe/London".into(),
+        }
+    }
+}
+
+/// Transport security towards the SMTP relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    /// Plain SMTP (only sensible on loopback or a trusted segment).
+    None,
+    /// STARTTLS required.
+    #[default]
+    Starttls,
+    /// Implicit TLS (port 465).
+    Tls,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub security: SmtpSecurity,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub timeout_secs: u64,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 25,
+            security: SmtpSecurity::Starttls,
+            username: None,
+            password: None,
+            timeout_secs: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct PromptsConfig {
+    /// A directory of replacement recordings (WAV, FLAC, MP3, OGG; file stem = prompt id).
+    /// Files here override the embedded prompts one by one.
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailboxConfig {
+    pub extension: String,
+    pub email: String,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid configuration in {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl Config {
+    /// Reads and checks a TOML file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text).map_err(|message| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        })
+    }
+
+    /// Parses and checks TOML text.
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        let cfg: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.rtp.port_min > self.rtp.port_max {
+            return Err("rtp.port_min is above rtp.port_max".into());
+        }
+        if self.rtp.port_max - self.rtp.port_min < 1 {
+            return Err("the RTP port range needs at least two ports".into());
+        }
+        if self.voicemail.max_message_secs == 0 {
+            return Err("voicemail.max_message_secs must be above zero".into());
+        }
+        if self.mail.timezone.parse::<chrono_tz::Tz>().is_err() {
+            return Err(format!("unknown time zone {:?}", self.mail.timezone));
+        }
+        for m in &self.mailboxes {
+            crate::store::MailboxId::parse(&m.extension)
+                .map_err(|e| format!("mailbox {:?}: {e}", m.extension))?;
+        }
+        Ok(())
+    }
+
+    /// The address announced in SDP and Contact.
+    pub fn media_address(&self) -> IpAddr {
+        self.sip.public_address.unwrap_or(self.rtp.address)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_default() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c.sip.listen.port(), 5060);
+        assert_eq!(c.voicemail.max_message_secs, 180);
+        assert_eq!(c.mail.transport, MailTransportKind::File);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        assert!(Config::from_toml("[sip]\nlisten_typo = \"1.2.3.4:5\"").is_err());
+    }
+
+    #[test]
+    fn example_config_parses_and_matches_defaults() {
+        let text = include_str!("../coda.example.toml");
+        let c = Config::from_toml(text).unwrap();
+        let d = Config::default();
+        assert_eq!(c.sip.listen, d.sip.listen);
+        assert_eq!(c.rtp.port_min, d.rtp.port_min);
+        assert_eq!(c.voicemail.silence_secs, d.voicemail.silence_secs);
+        assert_eq!(c.limits.max_calls, d.limits.max_calls);
+        assert_eq!(c.numbering, d.numbering);
+    }
+
+    #[test]
+    fn bad_port_range_is_refused() {
+        assert!(Config::from_toml("[rtp]\nport_min = 30000\nport_max = 20000").is_err());
+    }
+}

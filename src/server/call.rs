@@ -1,0 +1,262 @@
+//! One voicemail call: its RTP socket, the jitter buffer, DTMF, the 20 ms sender clock and the
+//! deposit machine, driven by a single tokio task. The task owns everything it touches; the SIP
+//! endpoint talks to it through a channel.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use codecs::Law;
+
+use crate::admin::Metrics;
+use crate::apps::deposit::{Deposit, Event};
+use crate::apps::FRAME;
+use crate::media::dtmf_detect::DtmfDetector;
+use crate::rtp::{DtmfReceiver, Frame, JitterBuffer, JitterConfig, Pacer, RtpPacket, RtpSender, SenderConfig, SeqNo, Ssrc};
+use crate::store::{Mailbox, NewMessage};
+
+use super::Shared;
+
+/// Messages from the SIP endpoint to a call.
+#[derive(Debug)]
+pub enum CallCtl {
+    /// The caller sent BYE (or CANCEL after answer, or the dialog died).
+    Hangup,
+    /// The service is shutting down.
+    Shutdown,
+}
+
+/// What the call tells the endpoint.
+#[derive(Debug)]
+pub enum CallReport {
+    /// Please send BYE in this dialog.
+    Bye { call_id: String },
+    /// The call task ended; forget the dialog.
+    Ended { call_id: String },
+}
+
+/// Everything a call needs from the INVITE.
+pub struct CallSetup {
+    pub call_id: String,
+    pub socket: UdpSocket,
+    pub remote: SocketAddr,
+    pub law: Law,
+    pub pt: u8,
+    pub te_pt: Option<u8>,
+    pub mailbox: Mailbox,
+    pub message: NewMessage,
+    pub deposit: Deposit,
+}
+
+/// Drives one call to its end.
+pub async fn run(
+    setup: CallSetup,
+    shared: Arc<Shared>,
+    mut ctl: mpsc::Receiver<CallCtl>,
+    report: mpsc::Sender<CallReport>,
+) {
+    let CallSetup {
+        call_id,
+        socket,
+        remote,
+        law,
+        pt,
+        te_pt,
+        mailbox,
+        message,
+        mut deposit,
+    } = setup;
+    let metrics: &Metrics = &shared.metrics;
+    let start = Instant::now();
+    let mut pacer = Pacer::new_20ms(start);
+    let mut sender_cfg = SenderConfig::new(Ssrc(rand::random()), SeqNo(rand::random()), rand::random());
+    sender_cfg.payload_type = pt;
+    sender_cfg.event_payload_type = te_pt;
+    let mut sender = RtpSender::new(sender_cfg);
+    let mut jitter = JitterBuffer::new(JitterConfig::default());
+    let mut dtmf = DtmfReceiver::new();
+    let mut inband = DtmfDetector::new();
+    let media_timeout = Duration::from_secs(u64::from(shared.cfg.voicemail.media_timeout_secs));
+    let mut last_rx = start;
+    let mut buf = vec![0u8; 2048];
+    let mut out = Vec::with_capacity(256);
+    let mut pcm = [0i16; FRAME * 4];
+    let mut enc = [0u8; FRAME];
+    let (saved_tx, mut saved_rx) = mpsc::channel::<bool>(1);
+    let mut hung_up = false;
+    let mut bye_sent = false;
+
+    loop {
+        // Drain what the machine wants before waiting again.
+        while let Some(ev) = deposit.poll_event() {
+            match ev {
+                Event::Save { audio, cause } => {
+                    debug!(call_id, ?cause, samples = audio.len(), "saving message");
+                    let msg = NewMessage { audio, ..message.clone() };
+                    let shared2 = shared.clone();
+                    let mb = mailbox.clone();
+                    let tx = saved_tx.clone();
+                    tokio::spawn(async move {
+                        let ok = super::save_and_notify(shared2, mb, msg).await;
+                        let _ = tx.send(ok).await;
+                    });
+                }
+                Event::Discarded { cause } => {
+                    debug!(call_id, ?cause, "recording too short, discarded");
+                    Metrics::inc(&metrics.messages_discarded_total);
+                }
+                Event::Login => {
+                    // Retrieval is not built yet: treat as the end of the call.
+                    info!(call_id, "login requested from deposit; not available");
+                    if !bye_sent && !hung_up {
+                        bye_sent = true;
+                        let _ = report.send(CallReport::Bye { call_id: call_id.clone() }).await;
+                    }
+                }
+                Event::Hangup => {
+                    if !bye_sent && !hung_up {
+                        bye_sent = true;
+                        let _ = report.send(CallReport::Bye { call_id: call_id.clone() }).await;
+                    }
+                }
+            }
+        }
+        if deposit.is_done() {
+            break;
+        }
+
+        let next_audio = pacer.next_deadline();
+        let media_deadline = last_rx + media_timeout;
+        let mut wake = next_audio.min(media_deadline);
+        if let Some(t) = deposit.poll_timeout() {
+            wake = wake.min(t);
+        }
+        if let Some(t) = jitter.poll_timeout() {
+            wake = wake.min(t);
+        }
+
+        tokio::select! {
+            _ = tokio::time::sleep_until(wake.into()) => {}
+            r = socket.recv_from(&mut buf) => {
+                let now = Instant::now();
+                match r {
+                    Ok((n, from)) => {
+                        if from != remote {
+                            Metrics::inc(&metrics.rtp_foreign_total);
+                        } else if crate::rtp::is_rtcp(&buf[..n]) {
+                            // RTCP on the RTP port (rtcp-mux peers); nothing to act on yet.
+                        } else if let Ok(p) = RtpPacket::parse(&buf[..n]) {
+                            last_rx = now;
+                            Metrics::inc(&metrics.rtp_packets_in_total);
+                            if Some(p.payload_type) == te_pt {
+                                if let Some(d) = dtmf.handle_packet(now, &p) {
+                                    debug!(call_id, "dtmf event");
+                                    deposit.handle_dtmf(now, d);
+                                }
+                            } else if p.payload_type == pt {
+                                jitter.push_packet(now, &p);
+                            } else {
+                                Metrics::inc(&metrics.rtp_foreign_total);
+                            }
+                        } else {
+                            Metrics::inc(&metrics.rtp_foreign_total);
+                        }
+                    }
+                    Err(e) => {
+                        // ICMP port unreachable surfaces here on Linux; keep going.
+                        debug!(call_id, error = %e, "rtp recv error");
+                    }
+                }
+            }
+            c = ctl.recv() => {
+                let now = Instant::now();
+                match c {
+                    Some(CallCtl::Hangup) | None => {
+                        hung_up = true;
+                        drain_jitter(&mut jitter, now, true, law, &mut pcm, &mut inband, &mut deposit);
+                        deposit.handle_hangup(now);
+                    }
+                    Some(CallCtl::Shutdown) => {
+                        drain_jitter(&mut jitter, now, true, law, &mut pcm, &mut inband, &mut deposit);
+                        deposit.handle_hangup(now);
+                        if !bye_sent && !hung_up {
+                            bye_sent = true;
+                            let _ = report.send(CallReport::Bye { call_id: call_id.clone() }).await;
+                        }
+                        hung_up = true;
+                    }
+                }
+            }
+            Some(ok) = saved_rx.recv() => {
+                deposit.handle_saved(Instant::now(), ok);
+            }
+        }
+
+        let now = Instant::now();
+        drain_jitter(&mut jitter, now, false, law, &mut pcm, &mut inband, &mut deposit);
+        if let Some(t) = deposit.poll_timeout() {
+            if now >= t {
+                deposit.handle_timeout(now);
+            }
+        }
+        if !hung_up && now >= last_rx + media_timeout {
+            warn!(call_id, "no RTP for {}s, ending call", media_timeout.as_secs());
+            deposit.handle_hangup(now);
+            hung_up = true;
+            if !bye_sent {
+                bye_sent = true;
+                let _ = report.send(CallReport::Bye { call_id: call_id.clone() }).await;
+            }
+        }
+        while pacer.is_due(now) && !hung_up {
+            let frame = deposit.poll_audio(now);
+            law.encode_slice(&frame, &mut enc);
+            out.clear();
+            sender.write_frame(&enc, &mut out);
+            if socket.send_to(&out, remote).await.is_ok() {
+                Metrics::inc(&metrics.rtp_packets_out_total);
+            }
+            pacer.on_sent(now);
+        }
+    }
+    let _ = report.send(CallReport::Ended { call_id }).await;
+}
+
+/// Moves decoded audio from the jitter buffer into the machine (and the in-band detector).
+fn drain_jitter(
+    jitter: &mut JitterBuffer,
+    now: Instant,
+    flush: bool,
+    law: Law,
+    pcm: &mut [i16],
+    inband: &mut DtmfDetector,
+    deposit: &mut Deposit,
+) {
+    if flush {
+        jitter.flush();
+    }
+    while let Some(f) = jitter.pop(now) {
+        match f {
+            Frame::Audio { payload, .. } => {
+                let n = payload.len().min(pcm.len());
+                law.decode_slice(&payload[..n], &mut pcm[..n]);
+                inband.process(&pcm[..n], |hit| deposit.handle_dtmf(now, hit.digit));
+                deposit.handle_audio(now, &pcm[..n]);
+                jitter.recycle(payload);
+            }
+            Frame::Gap { samples, .. } => {
+                let silence = [0i16; FRAME];
+                let mut left = samples as usize;
+                while left > 0 {
+                    let k = left.min(FRAME);
+                    deposit.handle_audio(now, &silence[..k]);
+                    left -= k;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,905 @@
+//! The SIP endpoint: one task owns the dialogs and server-side transaction state, parses what
+//! the UDP reader and TCP connections deliver, answers, and starts a call task per INVITE.
+//!
+//! Responses go back where the request came from (RFC 3261 §18.2.2 with `rport`, RFC 3581):
+//! for UDP the source address, for TCP the same connection.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, info, trace, warn};
+
+use crate::admin::Metrics;
+use crate::apps::deposit::{Deposit, DepositConfig, DepositSetup, Greetings};
+use crate::numbering::Caller;
+use crate::sdp::{self, Codec, LocalMedia, SessionDescription};
+use crate::sip::{self, Message, Method, NameAddr, Request, Response, Uri};
+use crate::store::{DiversionReason, GreetingKind, MailboxId, NewMessage};
+
+use super::call::{self, CallCtl, CallReport, CallSetup};
+use super::Shared;
+
+/// Where a message came from, and how to answer.
+#[derive(Clone, Debug)]
+pub enum Transport {
+    Udp,
+    Tcp(mpsc::Sender<Vec<u8>>),
+}
+
+impl Transport {
+    fn name(&self) -> &'static str {
+        match self {
+            Transport::Udp => "UDP",
+            Transport::Tcp(_) => "TCP",
+        }
+    }
+}
+
+/// Inputs of the endpoint task.
+pub enum Input {
+    Packet {
+        bytes: Vec<u8>,
+        from: SocketAddr,
+        transport: Transport,
+    },
+}
+
+/// Reads SIP datagrams.
+pub async fn udp_reader(sock: Arc<UdpSocket>, tx: mpsc::Sender<Input>) {
+    let mut buf = vec![0u8; 65536];
+    loop {
+        match sock.recv_from(&mut buf).await {
+            Ok((n, from)) => {
+                let input = Input::Packet {
+                    bytes: buf[..n].to_vec(),
+                    from,
+                    transport: Transport::Udp,
+                };
+                if tx.send(input).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => debug!(error = %e, "SIP/UDP recv error"),
+        }
+    }
+}
+
+/// Accepts SIP/TCP connections.
+pub async fn tcp_acceptor(listener: TcpListener, tx: mpsc::Sender<Input>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, from)) => {
+                tokio::spawn(tcp_connection(stream, from, tx.clone()));
+            }
+            Err(e) => {
+                warn!(error = %e, "SIP/TCP accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Frames messages on one TCP connection (Content-Length framing) and writes answers back.
+async fn tcp_connection(stream: TcpStream, from: SocketAddr, tx: mpsc::Sender<Input>) {
+    let (mut rd, mut wr) = stream.into_split();
+    let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(64);
+    tokio::spawn(async move {
+        while let Some(b) = out_rx.recv().await {
+            if wr.write_all(&b).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut buf: Vec<u8> = Vec::with_capacity(8192);
+    let mut chunk = vec![0u8; 8192];
+    loop {
+        loop {
+            let skip = sip::message::keepalive_len(&buf);
+            if skip > 0 {
+                buf.drain(..skip);
+            }
+            match sip::frame(&buf) {
+                Ok(Some(n)) => {
+                    let bytes: Vec<u8> = buf.drain(..n).collect();
+                    let input = Input::Packet {
+                        bytes,
+                        from,
+                        transport: Transport::Tcp(out_tx.clone()),
+                    };
+                    if tx.send(input).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    debug!(error = %e, "SIP/TCP framing error, closing connection");
+                    let _ = out_tx
+                        .send(b"SIP/2.0 400 Bad Request\r\nContent-Length: 0\r\n\r\n".to_vec())
+                        .await;
+                    return;
+                }
+            }
+        }
+        match tokio::time::timeout(Duration::from_secs(300), rd.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return,
+            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// A confirmed or early dialog where coda is the UAS.
+struct Dialog {
+    local_tag: String,
+    remote_tag: String,
+    /// The INVITE's From (our To in requests we send).
+    remote_party: String,
+    /// The INVITE's To with our tag (our From in requests we send).
+    local_party: String,
+    remote_target: Uri,
+    route_set: Vec<String>,
+    peer: SocketAddr,
+    transport: Transport,
+    next_cseq: u32,
+    invite_branch: String,
+    ctl: mpsc::Sender<CallCtl>,
+    /// 200 OK still being retransmitted until ACK (RFC 3261 §13.3.1.4).
+    pending_2xx: Option<Retransmit>,
+    /// Our last SDP, re-sent on re-INVITE.
+    local_sdp: Vec<u8>,
+    sdp_version: u64,
+    sdp_session: u64,
+}
+
+/// A message retransmitted on a T1-doubling schedule capped at T2.
+struct Retransmit {
+    bytes: Vec<u8>,
+    interval: Duration,
+    next: Instant,
+    give_up: Instant,
+}
+
+/// The last response of a server transaction, re-sent when the request is retransmitted.
+struct ServerTx {
+    response: Vec<u8>,
+    expires: Instant,
+}
+
+/// A request we sent (BYE), retransmitted over UDP until answered (Timers E/F).
+struct ClientTx {
+    retransmit: Retransmit,
+    peer: SocketAddr,
+}
+
+const T1: Duration = Duration::from_millis(500);
+const T2: Duration = Duration::from_secs(4);
+
+pub struct Endpoint {
+    shared: Arc<Shared>,
+    udp: Arc<UdpSocket>,
+    report_tx: mpsc::Sender<CallReport>,
+    report_rx: Option<mpsc::Receiver<CallReport>>,
+    dialogs: HashMap<String, Dialog>,
+    server_tx: HashMap<(String, &'static str), ServerTx>,
+    client_tx: HashMap<String, ClientTx>,
+    next_rtp_port: u16,
+    stopping: bool,
+}
+
+impl Endpoint {
+    pub fn new(shared: Arc<Shared>, udp: Arc<UdpSocket>) -> Self {
+        let (report_tx, report_rx) = mpsc::channel(1024);
+        let start = shared.cfg.rtp.port_min;
+        Self {
+            shared,
+            udp,
+            report_tx,
+            report_rx: Some(report_rx),
+            dialogs: HashMap::new(),
+            server_tx: HashMap::new(),
+            client_tx: HashMap::new(),
+            next_rtp_port: start,
+            stopping: false,
+        }
+    }
+
+    pub async fn run(mut self, mut rx: mpsc::Receiver<Input>, mut stop: watch::Receiver<bool>) {
+        let mut reports = self.report_rx.take().expect("taken once at start");
+        loop {
+            let wake = self.next_timer().unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+            tokio::select! {
+                Some(Input::Packet { bytes, from, transport }) = rx.recv() => {
+                    self.on_packet(&bytes, from, transport).await
+                }
+                Some(r) = reports.recv() => self.on_report(r).await,
+                _ = tokio::time::sleep_until(wake.into()) => {},
+                Ok(()) = stop.changed(), if !self.stopping => {
+                    self.stopping = true;
+                    for d in self.dialogs.values() {
+                        let _ = d.ctl.send(CallCtl::Shutdown).await;
+                    }
+                }
+            }
+            self.on_timers(Instant::now()).await;
+        }
+    }
+
+    fn next_timer(&self) -> Option<Instant> {
+        let a = self
+            .dialogs
+            .values()
+            .filter_map(|d| d.pending_2xx.as_ref().map(|r| r.next))
+            .min();
+        let b = self.client_tx.values().map(|c| c.retransmit.next).min();
+        let c = self.server_tx.values().map(|s| s.expires).min();
+        [a, b, c].into_iter().flatten().min()
+    }
+
+    async fn on_timers(&mut self, now: Instant) {
+        let mut sends: Vec<(Vec<u8>, SocketAddr, Transport)> = Vec::new();
+        let mut dead_dialogs = Vec::new();
+        for (cid, d) in self.dialogs.iter_mut() {
+            if let Some(r) = d.pending_2xx.as_mut() {
+                if now >= r.give_up {
+                    // RFC 3261 §13.3.1.4: no ACK within 64*T1 -> end the dialog with BYE.
+                    d.pending_2xx = None;
+                    dead_dialogs.push(cid.clone());
+                } else if now >= r.next {
+                    sends.push((r.bytes.clone(), d.peer, d.transport.clone()));
+                    r.interval = (r.interval * 2).min(T2);
+                    r.next = now + r.interval;
+                }
+            }
+        }
+        for cid in dead_dialogs {
+            warn!(call_id = %cid, "no ACK for 200 OK; ending the call");
+            if let Some(d) = self.dialogs.get(&cid) {
+                let _ = d.ctl.send(CallCtl::Hangup).await;
+            }
+            self.send_bye(&cid).await;
+        }
+        self.client_tx.retain(|_, c| {
+            if now >= c.retransmit.give_up {
+                return false;
+            }
+            if now >= c.retransmit.next {
+                sends.push((c.retransmit.bytes.clone(), c.peer, Transport::Udp));
+                c.retransmit.interval = (c.retransmit.interval * 2).min(T2);
+                c.retransmit.next = now + c.retransmit.interval;
+            }
+            true
+        });
+        self.server_tx.retain(|_, s| s.expires > now);
+        for (b, to, t) in sends {
+            self.send(&b, to, &t).await;
+        }
+    }
+
+    async fn send(&self, bytes: &[u8], to: SocketAddr, transport: &Transport) {
+        match transport {
+            Transport::Udp => {
+                if let Err(e) = self.udp.send_to(bytes, to).await {
+                    debug!(error = %e, "SIP/UDP send failed");
+                }
+            }
+            Transport::Tcp(tx) => {
+                let _ = tx.send(bytes.to_vec()).await;
+            }
+        }
+    }
+
+    async fn on_packet(&mut self, bytes: &[u8], from: SocketAddr, transport: Transport) {
+        if bytes.iter().all(|b| matches!(b, b'\r' | b'\n' | 0)) {
+            return; // keep-alive
+        }
+        let msg = match sip::parse(bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                Metrics::inc(&self.shared.metrics.sip_malformed_total);
+                trace!(error = %e, "unparseable SIP message dropped");
+                // Answer 400 only when enough of a request survives to address a response.
+                if let Some(resp) = bad_request_from_fragments(bytes, &e.to_string()) {
+                    self.send(&resp, from, &transport).await;
+                }
+                return;
+            }
+        };
+        match msg {
+            Message::Request(req) => self.on_request(req, from, transport).await,
+            Message::Response(resp) => self.on_response(resp),
+        }
+    }
+
+    fn on_response(&mut self, resp: Response) {
+        let Ok(via) = resp.headers.top_via() else {
+            return;
+        };
+        if let Some(b) = via.branch() {
+            if resp.status >= 200 {
+                self.client_tx.remove(b);
+            } else if let Some(c) = self.client_tx.get_mut(b) {
+                // Provisional: keep waiting but retransmit at T2 (Timer E, proceeding state).
+                c.retransmit.interval = T2;
+            }
+        }
+    }
+
+    async fn respond(&mut self, req: &Request, resp: Response, from: SocketAddr, transport: &Transport) {
+        let bytes = resp.to_bytes();
+        if let Ok(via) = req.headers.top_via() {
+            if let Some(b) = via.branch() {
+                self.server_tx.insert(
+                    (b.to_owned(), method_key(&req.method)),
+                    ServerTx {
+                        response: bytes.clone(),
+                        expires: Instant::now() + 64 * T1,
+                    },
+                );
+            }
+        }
+        self.send(&bytes, from, transport).await;
+    }
+
+    fn base_response(&self, req: &Request, status: u16) -> Response {
+        let mut r = Response::for_request(req, status, "");
+        r.headers.push("Server", self.shared.cfg.sip.server_name.clone());
+        r
+    }
+
+    async fn reject(&mut self, req: &Request, status: u16, from: SocketAddr, t: &Transport) {
+        if req.method == Method::Invite {
+            Metrics::inc(&self.shared.metrics.calls_rejected_total);
+        }
+        let mut r = self.base_response(req, status).with_to_tag(&random_token(8));
+        if status == 405 || status == 501 {
+            r.headers.push("Allow", ALLOW);
+        }
+        if status == 503 {
+            r.headers.push("Retry-After", self.shared.cfg.limits.retry_after_secs.to_string());
+        }
+        self.respond(req, r, from, t).await;
+    }
+
+    async fn on_request(&mut self, req: Request, from: SocketAddr, transport: Transport) {
+        if let Err(e) = sip::validate_request(&req) {
+            debug!(error = %e, "invalid request");
+            Metrics::inc(&self.shared.metrics.sip_malformed_total);
+            if req.method != Method::Ack {
+                let mut r = self.base_response(&req, 400);
+                r.reason = "Bad Request".into();
+                self.respond(&req, r, from, &transport).await;
+            }
+            return;
+        }
+        // Retransmission of a request we already answered: send the same answer again.
+        if let Ok(via) = req.headers.top_via() {
+            if let Some(b) = via.branch() {
+                if let Some(tx) = self.server_tx.get(&(b.to_owned(), method_key(&req.method))) {
+                    let bytes = tx.response.clone();
+                    if req.method != Method::Ack {
+                        self.send(&bytes, from, &transport).await;
+                    }
+                    return;
+                }
+            }
+        }
+        let call_id = req.headers.call_id().map(|c| c.as_str().to_owned()).unwrap_or_default();
+        match req.method {
+            Method::Invite => {
+                if let Some(d) = self.dialogs.get_mut(&call_id) {
+                    // Re-INVITE within the dialog: keep the media as it is and re-offer our SDP.
+                    let to_tag = req.headers.to().ok().and_then(|t| t.tag().map(str::to_owned));
+                    if to_tag.as_deref() == Some(d.local_tag.as_str()) {
+                        d.sdp_version += 1;
+                        let body = bump_sdp_version(&d.local_sdp, d.sdp_session, d.sdp_version);
+                        d.local_sdp = body.clone();
+                        let mut r = self.base_response(&req, 200);
+                        r.headers.push("Contact", self.contact(&transport));
+                        r.headers.push("Content-Type", "application/sdp");
+                        r.body = body;
+                        self.respond(&req, r, from, &transport).await;
+                        return;
+                    }
+                }
+                self.on_invite(req, call_id, from, transport).await;
+            }
+            Method::Ack => {
+                if let Some(d) = self.dialogs.get_mut(&call_id) {
+                    d.pending_2xx = None;
+                }
+            }
+            Method::Bye => {
+                if let Some(d) = self.dialogs.remove(&call_id) {
+                    let _ = d.ctl.send(CallCtl::Hangup).await;
+                    let r = self.base_response(&req, 200);
+                    self.respond(&req, r, from, &transport).await;
+                } else {
+                    self.reject(&req, 481, from, &transport).await;
+                }
+            }
+            Method::Cancel => {
+                // RFC 3261 §9.2: coda answers INVITEs at once, so a CANCEL that matches finds a
+                // transaction with a final response already sent and has no effect; 200 anyway.
+                let branch = req.headers.top_via().ok().and_then(|v| v.branch().map(str::to_owned));
+                let matched = branch
+                    .map(|b| self.server_tx.contains_key(&(b, "INVITE")))
+                    .unwrap_or(false);
+                let status = if matched { 200 } else { 481 };
+                let r = self.base_response(&req, status);
+                self.respond(&req, r, from, &transport).await;
+            }
+            Method::Options => {
+                let mut r = self.base_response(&req, 200).with_to_tag(&random_token(8));
+                r.headers.push("Allow", ALLOW);
+                r.headers.push("Accept", "application/sdp");
+                self.respond(&req, r, from, &transport).await;
+            }
+            Method::Info | Method::Update if self.dialogs.contains_key(&call_id) => {
+                let r = self.base_response(&req, 200);
+                self.respond(&req, r, from, &transport).await;
+            }
+            Method::Register | Method::Subscribe | Method::Publish | Method::Message | Method::Refer
+            | Method::Notify | Method::Prack | Method::Info | Method::Update => {
+                self.reject(&req, 405, from, &transport).await;
+            }
+            Method::Other(_) => self.reject(&req, 501, from, &transport).await,
+        }
+    }
+
+    fn contact(&self, transport: &Transport) -> String {
+        let addr = self.shared.cfg.sip.listen;
+        let host = match self.shared.cfg.sip.public_address {
+            Some(ip) => SocketAddr::new(ip, addr.port()),
+            None => addr,
+        };
+        match transport {
+            Transport::Udp => format!("<sip:coda@{host}>"),
+            Transport::Tcp(_) => format!("<sip:coda@{host};transport=tcp>"),
+        }
+    }
+
+    async fn on_invite(&mut self, req: Request, call_id: String, from: SocketAddr, transport: Transport) {
+        if self.stopping {
+            return self.reject(&req, 503, from, &transport).await;
+        }
+        let limits = &self.shared.cfg.limits;
+        if self.shared.metrics.active_calls.load(Ordering::Relaxed) as usize >= limits.max_calls {
+            return self.reject(&req, 503, from, &transport).await;
+        }
+        let (mailbox_id, reason) = match self.resolve_mailbox(&req) {
+            Some(v) => v,
+            None => return self.reject(&req, 404, from, &transport).await,
+        };
+        let store = self.shared.store.clone();
+        let mb_id = mailbox_id.clone();
+        let lookup = tokio::task::spawn_blocking(move || -> Option<_> {
+            let mb = store.mailbox(&mb_id).ok()??;
+            let count = store.message_count(&mb_id).ok()?;
+            let g = |k| super::load_greeting(&store.greeting_path(&mb_id, k));
+            let greetings = Greetings {
+                unavailable: g(GreetingKind::Unavailable),
+                busy: g(GreetingKind::Busy),
+                temporary: g(GreetingKind::Temporary),
+                name: g(GreetingKind::Name),
+            };
+            Some((mb, count, greetings))
+        })
+        .await
+        .ok()
+        .flatten();
+        let Some((mailbox, count, greetings)) = lookup else {
+            return self.reject(&req, 404, from, &transport).await;
+        };
+
+        // Offer/answer. No SDP in the INVITE would need the offer in the 200 and the answer in
+        // the ACK; coda requires an offer for now and says so with 488.
+        let offer = match SessionDescription::parse(&req.body) {
+            Ok(o) if !req.body.is_empty() => o,
+            Ok(_) => return self.reject(&req, 488, from, &transport).await,
+            Err(_) => return self.reject(&req, 400, from, &transport).await,
+        };
+        let Some((socket, port)) = self.bind_rtp().await else {
+            warn!("no free RTP port");
+            return self.reject(&req, 503, from, &transport).await;
+        };
+        let local = LocalMedia {
+            prefer: vec![Codec::Pcmu, Codec::Pcma],
+            ..LocalMedia::new(self.shared.cfg.media_address(), port)
+        };
+        let session_id = u64::from(rand::random::<u32>());
+        let (answer, neg) = match sdp::answer(&offer, &local, session_id, 1) {
+            Ok(v) => v,
+            Err(e) => {
+                debug!(error = %e, "offer refused");
+                return self.reject(&req, e.status_code(), from, &transport).await;
+            }
+        };
+        let law = match neg.codec {
+            Codec::Pcmu => codecs::Law::Ulaw,
+            Codec::Pcma => codecs::Law::Alaw,
+        };
+
+        // Who called, normalised.
+        let plan = &self.shared.cfg.numbering;
+        let caller_raw = req
+            .headers
+            .get("P-Asserted-Identity")
+            .and_then(|v| NameAddr::parse(v).ok())
+            .or_else(|| req.headers.from().ok())
+            .map(|n| match &n.uri {
+                Uri::Tel(t) => t.number.clone(),
+                other => other.user().map(decode_user).unwrap_or_default(),
+            })
+            .unwrap_or_default();
+        let caller: Caller = plan.classify(&caller_raw);
+        let vm = &self.shared.cfg.voicemail;
+        let cfg = DepositConfig {
+            max_message: Duration::from_secs(u64::from(vm.max_message_secs)),
+            min_message: Duration::from_secs_f32(vm.min_message_secs.max(0.0)),
+            silence: Duration::from_secs(u64::from(vm.silence_secs)),
+            silence_threshold_dbfs: vm.silence_threshold_dbfs,
+            star_to_login: vm.star_to_login,
+        };
+        let setup = DepositSetup {
+            extension: mailbox.id.to_string(),
+            reason,
+            greetings,
+            mailbox_full: count >= vm.max_messages,
+        };
+        let deposit = Deposit::new(cfg, &setup, &self.shared.prompts);
+        let message = NewMessage {
+            mailbox: mailbox.id.clone(),
+            caller: caller.stored(),
+            caller_display: plan.display(&caller),
+            received_unix: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0),
+            reason,
+            audio: Vec::new(),
+        };
+
+        // Answer.
+        let local_tag = random_token(10);
+        let answer_bytes = answer.to_bytes();
+        let mut ok = self.base_response(&req, 200).with_to_tag(&local_tag);
+        ok.headers.push("Contact", self.contact(&transport));
+        ok.headers.push("Allow", ALLOW);
+        ok.headers.push("Content-Type", "application/sdp");
+        ok.body = answer_bytes.clone();
+        for rr in req.headers.get_all("Record-Route") {
+            ok.headers.push("Record-Route", rr);
+        }
+        let (ctl_tx, ctl_rx) = mpsc::channel(8);
+        let remote_party = req.headers.get("From").unwrap_or_default().to_owned();
+        let local_party = ok.headers.get("To").unwrap_or_default().to_owned();
+        let remote_tag = req.headers.from().ok().and_then(|f| f.tag().map(str::to_owned)).unwrap_or_default();
+        let remote_target = req
+            .headers
+            .contacts()
+            .ok()
+            .and_then(|c| c.into_iter().next())
+            .map(|c| c.uri)
+            .unwrap_or_else(|| req.headers.from().map(|f| f.uri).unwrap_or(req.uri.clone()));
+        let route_set: Vec<String> = req
+            .headers
+            .get_list("Record-Route")
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        let ok_bytes = ok.to_bytes();
+        let invite_branch = req
+            .headers
+            .top_via()
+            .ok()
+            .and_then(|v| v.branch().map(str::to_owned))
+            .unwrap_or_default();
+        let now = Instant::now();
+        self.dialogs.insert(
+            call_id.clone(),
+            Dialog {
+                local_tag,
+                remote_tag,
+                remote_party,
+                local_party,
+                remote_target,
+                route_set,
+                peer: from,
+                transport: transport.clone(),
+                next_cseq: 1,
+                invite_branch,
+                ctl: ctl_tx,
+                pending_2xx: Some(Retransmit {
+                    bytes: ok_bytes,
+                    interval: T1,
+                    next: now + T1,
+                    give_up: now + 64 * T1,
+                }),
+                local_sdp: answer_bytes,
+                sdp_version: 1,
+                sdp_session: session_id,
+            },
+        );
+        let _ = (&self.dialogs[&call_id].remote_tag, &self.dialogs[&call_id].invite_branch);
+        self.respond(&req, ok, from, &transport).await;
+        Metrics::inc(&self.shared.metrics.calls_total);
+        self.shared.metrics.active_calls.fetch_add(1, Ordering::Relaxed);
+        info!(call_id, mailbox = %mailbox.id, reason = reason.as_str(), codec = ?neg.codec, "call answered for deposit");
+        let setup = CallSetup {
+            call_id: call_id.clone(),
+            socket,
+            remote: neg.remote_addr,
+            law,
+            pt: neg.pt,
+            te_pt: neg.telephone_event_pt,
+            mailbox,
+            message,
+            deposit,
+        };
+        let shared = self.shared.clone();
+        let report = self.report_tx.clone();
+        tokio::spawn(async move {
+            call::run(setup, shared.clone(), ctl_rx, report).await;
+            shared.metrics.active_calls.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+
+    /// The mailbox a call is for, and why it came: RFC 4458 `target`/`cause` in the
+    /// Request-URI, then the most recent Diversion (RFC 5806), then History-Info (RFC 7044,
+    /// the entry before the last), then the Request-URI user. The first candidate that is a
+    /// mailbox wins.
+    fn resolve_mailbox(&self, req: &Request) -> Option<(MailboxId, DiversionReason)> {
+        let mut candidates: Vec<(String, DiversionReason)> = Vec::new();
+        if let Some(p) = req.uri.params() {
+            if let Some(t) = p.get("target") {
+                let t = decode_user(t);
+                let user = Uri::parse(&t).ok().and_then(|u| match u {
+                    Uri::Tel(tel) => Some(tel.number),
+                    other => other.user().map(str::to_owned),
+                });
+                let reason = p
+                    .get("cause")
+                    .and_then(|c| c.parse::<u16>().ok())
+                    .map(reason_from_cause)
+                    .unwrap_or(DiversionReason::Unknown);
+                if let Some(u) = user {
+                    candidates.push((u, reason));
+                }
+            }
+        }
+        if let Ok(divs) = req.headers.diversions() {
+            if let Some(d) = divs.first() {
+                let reason = d
+                    .reason
+                    .as_deref()
+                    .map(reason_from_diversion)
+                    .unwrap_or(DiversionReason::Unknown);
+                if let Some(u) = uri_number(&d.addr.uri) {
+                    candidates.push((u, reason));
+                }
+            }
+        }
+        if let Ok(hi) = req.headers.history_info() {
+            // The last entry is normally coda itself; look at the earlier ones, newest first.
+            let n = hi.len();
+            for (i, h) in hi.iter().enumerate().rev() {
+                if i + 1 == n && n > 1 {
+                    continue;
+                }
+                let cause = hi
+                    .get(i + 1)
+                    .and_then(|next| next.cause)
+                    .or(h.cause)
+                    .map(reason_from_cause)
+                    .unwrap_or(DiversionReason::Unknown);
+                if let Some(u) = uri_number(&h.addr.uri) {
+                    candidates.push((u, cause));
+                }
+            }
+        }
+        if let Some(u) = uri_number(&req.uri) {
+            candidates.push((u, DiversionReason::Unknown));
+        }
+        for (user, reason) in candidates {
+            let digits: String = user.trim_start_matches('+').to_owned();
+            let plan = &self.shared.cfg.numbering;
+            let ext = match plan.classify(&user) {
+                Caller::Extension { extension, .. } => extension,
+                _ => digits,
+            };
+            if let Ok(id) = MailboxId::parse(&ext) {
+                if matches!(self.shared.store.mailbox(&id), Ok(Some(_))) {
+                    return Some((id, reason));
+                }
+            }
+        }
+        None
+    }
+
+    async fn bind_rtp(&mut self) -> Option<(UdpSocket, u16)> {
+        let cfg = &self.shared.cfg.rtp;
+        let (min, max) = (cfg.port_min, cfg.port_max);
+        let span = u32::from(max - min) + 1;
+        for _ in 0..span.min(2000) {
+            let port = self.next_rtp_port;
+            // RTP on even ports (RFC 3550 §11), RTCP would be port + 1.
+            self.next_rtp_port = if port >= max.saturating_sub(1) { min } else { port + 2 };
+            if port % 2 == 1 {
+                continue;
+            }
+            if let Ok(s) = UdpSocket::bind(SocketAddr::new(cfg.address, port)).await {
+                return Some((s, port));
+            }
+        }
+        None
+    }
+
+    async fn on_report(&mut self, r: CallReport) {
+        match r {
+            CallReport::Bye { call_id } => self.send_bye(&call_id).await,
+            CallReport::Ended { call_id } => {
+                self.dialogs.remove(&call_id);
+            }
+        }
+    }
+
+    /// Ends a dialog from our side (RFC 3261 §15.1.1).
+    async fn send_bye(&mut self, call_id: &str) {
+        let Some(d) = self.dialogs.remove(call_id) else {
+            return;
+        };
+        let (sent_by, transport_name) = (self.local_sent_by(), d.transport.name());
+        let branch = format!("z9hG4bK{}", random_token(16));
+        let mut bye = Request::new(Method::Bye, d.remote_target.clone());
+        bye.headers.push("Via", format!("SIP/2.0/{transport_name} {sent_by};branch={branch};rport"));
+        bye.headers.push("Max-Forwards", "70");
+        bye.headers.push("From", d.local_party.clone());
+        bye.headers.push("To", d.remote_party.clone());
+        bye.headers.push("Call-ID", call_id.to_owned());
+        bye.headers.push("CSeq", format!("{} BYE", d.next_cseq));
+        for r in &d.route_set {
+            bye.headers.push("Route", r.clone());
+        }
+        bye.headers.push("User-Agent", self.shared.cfg.sip.server_name.clone());
+        let bytes = bye.to_bytes();
+        debug!(call_id, tag = %d.local_tag, "sending BYE");
+        self.send(&bytes, d.peer, &d.transport).await;
+        if matches!(d.transport, Transport::Udp) {
+            let now = Instant::now();
+            self.client_tx.insert(
+                branch,
+                ClientTx {
+                    retransmit: Retransmit {
+                        bytes,
+                        interval: T1,
+                        next: now + T1,
+                        give_up: now + 64 * T1,
+                    },
+                    peer: d.peer,
+                },
+            );
+        }
+    }
+
+    fn local_sent_by(&self) -> SocketAddr {
+        let l = self.shared.cfg.sip.listen;
+        match self.shared.cfg.sip.public_address {
+            Some(ip) => SocketAddr::new(ip, l.port()),
+            None if l.ip().is_unspecified() => SocketAddr::new(IpAddr::from([127, 0, 0, 1]), l.port()),
+            None => l,
+        }
+    }
+}
+
+const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE";
+
+fn method_key(m: &Method) -> &'static str {
+    match m {
+        Method::Invite | Method::Ack => "INVITE",
+        Method::Bye => "BYE",
+        Method::Cancel => "CANCEL",
+        Method::Options => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+fn reason_from_diversion(r: &str) -> DiversionReason {
+    match r.to_ascii_lowercase().as_str() {
+        "user-busy" | "busy" => DiversionReason::Busy,
+        "no-answer" => DiversionReason::NoAnswer,
+        "unavailable" | "out-of-service" | "unreachable" => DiversionReason::Unavailable,
+        "unconditional" | "follow-me" | "time-of-day" | "do-not-disturb" => DiversionReason::Unconditional,
+        _ => DiversionReason::Unknown,
+    }
+}
+
+/// RFC 4458 §3 cause values.
+fn reason_from_cause(c: u16) -> DiversionReason {
+    match c {
+        486 | 600 => DiversionReason::Busy,
+        408 | 480 => DiversionReason::NoAnswer,
+        404 | 410 | 503 => DiversionReason::Unavailable,
+        302 => DiversionReason::Unconditional,
+        _ => DiversionReason::Unknown,
+    }
+}
+
+fn uri_number(u: &Uri) -> Option<String> {
+    match u {
+        Uri::Tel(t) => Some(t.number.replace(['-', '.', ' '], "")),
+        other => other.user().map(decode_user),
+    }
+}
+
+/// %-unescapes a URI user part; invalid escapes keep the text as written.
+fn decode_user(s: &str) -> String {
+    match sip::pct_decode(s) {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(_) => s.to_owned(),
+    }
+}
+
+fn random_token(n: usize) -> String {
+    use rand::Rng;
+    const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::thread_rng();
+    (0..n).map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char).collect()
+}
+
+fn bump_sdp_version(sdp: &[u8], session: u64, version: u64) -> Vec<u8> {
+    let text = String::from_utf8_lossy(sdp);
+    let mut out = String::with_capacity(text.len() + 4);
+    for line in text.split_inclusive("\r\n") {
+        if line.starts_with("o=") {
+            let parts: Vec<&str> = line.trim_end().split(' ').collect();
+            if parts.len() >= 6 {
+                out.push_str(&format!("{} {session} {version} {}\r\n", parts[0], parts[3..].join(" ")));
+                continue;
+            }
+        }
+        out.push_str(line);
+    }
+    out.into_bytes()
+}
+
+/// Builds a 400 for a request that did not parse, if Via/From/To/Call-ID/CSeq can be found
+/// line by line. Anything less (garbage, responses) is dropped silently.
+fn bad_request_from_fragments(bytes: &[u8], why: &str) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(bytes.get(..bytes.len().min(16384))?).ok()?;
+    let mut lines = text.split("\r\n");
+    let first = lines.next()?;
+    let mut parts = first.split(' ');
+    let method = parts.next()?;
+    if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) || method == "ACK" {
+        return None;
+    }
+    if !first.ends_with("SIP/2.0") {
+        return None;
+    }
+    let mut keep = Vec::new();
+    for l in lines {
+        if l.is_empty() {
+            break;
+        }
+        let name = l.split(':').next().unwrap_or("").trim().to_ascii_lowercase();
+        if matches!(name.as_str(), "via" | "v" | "from" | "f" | "to" | "t" | "call-id" | "i" | "cseq") {
+            keep.push(l);
+        }
+    }
+    if keep.len() < 5 {
+        return None;
+    }
+    let reason: String = why.chars().filter(|c| !c.is_control()).take(80).collect();
+    let mut out = format!("SIP/2.0 400 Bad Request ({reason})\r\n");
+    for l in keep {
+        out.push_str(l);
+        out.push_str("\r\n");
+    }
+    out.push_str("Content-Length: 0\r\n\r\n");
+    Some(out.into_bytes())
+}

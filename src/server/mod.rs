@@ -1,0 +1,203 @@
+//! The tokio shell: sockets, timers, one task per call, shutdown. It owns no protocol logic of
+//! its own; it feeds the sans-IO machines and carries out what they ask.
+
+mod call;
+mod endpoint;
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, error, info, warn};
+
+use crate::admin::Metrics;
+use crate::config::Config;
+use crate::mail::{voicemail_mail, Mailer};
+use crate::media::prompts::PromptSet;
+use crate::store::{read_wav, Mailbox, MailboxId, NewMessage, Store};
+
+pub use call::{CallCtl, CallReport};
+
+/// State shared by every task of the service.
+pub struct Shared {
+    pub cfg: Config,
+    pub store: Arc<Store>,
+    pub mailer: Mailer,
+    pub prompts: PromptSet,
+    pub metrics: Arc<Metrics>,
+}
+
+impl crate::apps::PromptSource for PromptSet {
+    fn prompt(&self, id: &str) -> Option<Arc<[i16]>> {
+        self.get(id)
+    }
+}
+
+/// Errors that stop the service from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot bind {what} on {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Mail(#[from] crate::mail::MailError),
+    #[error("prompts: {0}")]
+    Prompts(String),
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn ctrl_c() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Loads prompts: the embedded set, overlaid by the configured directory.
+fn load_prompts(cfg: &Config) -> Result<PromptSet, ServeError> {
+    let mut set = PromptSet::load_embedded().map_err(|e| ServeError::Prompts(e.to_string()))?;
+    if let Some(dir) = &cfg.prompts.dir {
+        let extra = PromptSet::load_dir(dir).map_err(|e| ServeError::Prompts(e.to_string()))?;
+        info!(count = extra.len(), "replacement prompts loaded");
+        set.overlay(extra);
+    }
+    Ok(set)
+}
+
+/// Runs the service until `shutdown` resolves, then lets calls finish (bounded).
+pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()>) -> Result<(), ServeError> {
+    let data = cfg.storage.data_dir.clone();
+    let store = Arc::new(Store::open(&data)?);
+    for m in &cfg.mailboxes {
+        let id = MailboxId::parse(&m.extension)?;
+        store.upsert_mailbox(&Mailbox {
+            id,
+            email: m.email.clone(),
+            name: m.name.clone(),
+        })?;
+    }
+    let mailer = Mailer::from_config(&cfg.mail, &data.join("outbox"))?;
+    let prompts = load_prompts(&cfg)?;
+    let metrics = Arc::new(Metrics::default());
+
+    let sip_addr = cfg.sip.listen;
+    let udp = UdpSocket::bind(sip_addr).await.map_err(|source| ServeError::Bind {
+        what: "SIP/UDP",
+        addr: sip_addr,
+        source,
+    })?;
+    let tcp = TcpListener::bind(sip_addr).await.map_err(|source| ServeError::Bind {
+        what: "SIP/TCP",
+        addr: sip_addr,
+        source,
+    })?;
+    let admin = match cfg.admin.listen {
+        Some(addr) => Some(crate::admin::bind(addr).await.map_err(|source| ServeError::Bind {
+            what: "admin HTTP",
+            addr,
+            source,
+        })?),
+        None => None,
+    };
+
+    let shared = Arc::new(Shared {
+        cfg,
+        store,
+        mailer,
+        prompts,
+        metrics: metrics.clone(),
+    });
+    if let Some(l) = admin {
+        info!(addr = %l.local_addr().map(|a| a.to_string()).unwrap_or_default(), "admin HTTP listening");
+        tokio::spawn(crate::admin::serve(l, metrics.clone()));
+    }
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (inbound_tx, inbound_rx) = mpsc::channel(4096);
+    let udp = Arc::new(udp);
+    info!(addr = %sip_addr, data_dir = %data.display(), "coda listening (SIP UDP+TCP)");
+    tokio::spawn(endpoint::udp_reader(udp.clone(), inbound_tx.clone()));
+    tokio::spawn(endpoint::tcp_acceptor(tcp, inbound_tx.clone()));
+    drop(inbound_tx);
+    let ep = endpoint::Endpoint::new(shared.clone(), udp);
+    let ep_task = tokio::spawn(ep.run(inbound_rx, stop_rx));
+
+    shutdown.await;
+    info!("shutting down: refusing new calls, ending active ones");
+    let _ = stop_tx.send(true);
+    // Calls are told to finish (their messages are saved); wait for them, bounded.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while metrics.active_calls.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    ep_task.abort();
+    Ok(())
+}
+
+/// Stores a message durably, then mails it in the background. `true` once the message is safe.
+pub(crate) async fn save_and_notify(shared: Arc<Shared>, mailbox: Mailbox, msg: NewMessage) -> bool {
+    let store = shared.store.clone();
+    let saved = tokio::task::spawn_blocking(move || store.save_message(&msg).map(|s| (s, msg.audio)))
+        .await;
+    let (stored, audio) = match saved {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => {
+            error!(mailbox = %mailbox.id, error = %e, "message could not be saved");
+            return false;
+        }
+        Err(e) => {
+            error!(error = %e, "save task failed");
+            return false;
+        }
+    };
+    Metrics::inc(&shared.metrics.messages_saved_total);
+    info!(mailbox = %mailbox.id, id = stored.id.0, duration_ms = stored.duration_ms, "message saved");
+    tokio::spawn(async move {
+        let mail = match voicemail_mail(&shared.cfg.mail, &mailbox, &stored, &audio) {
+            Ok(m) => m,
+            Err(e) => {
+                Metrics::inc(&shared.metrics.mail_failures_total);
+                warn!(mailbox = %mailbox.id, error = %e, "notification mail could not be built");
+                return;
+            }
+        };
+        match shared.mailer.send(mail).await {
+            Ok(()) => {
+                Metrics::inc(&shared.metrics.mails_sent_total);
+                debug!(mailbox = %mailbox.id, "notification mail sent");
+            }
+            Err(e) => {
+                Metrics::inc(&shared.metrics.mail_failures_total);
+                warn!(mailbox = %mailbox.id, error = %e, "notification mail failed; message kept in the mailbox");
+            }
+        }
+    });
+    true
+}
+
+/// Reads a recorded greeting, if any (missing or unreadable files count as none).
+pub(crate) fn load_greeting(path: &std::path::Path) -> Option<Arc<[i16]>> {
+    read_wav(path).ok().map(Into::into)
+}

@@ -1,0 +1,422 @@
+//! Durable state: mailboxes and messages in SQLite, audio in a spool directory.
+//!
+//! Every write that a caller is told about is durable first: audio is written to a temporary
+//! file, fsynced, renamed into place and the directory fsynced; only then is the row committed
+//! (SQLite in WAL mode with `synchronous=FULL`). A crash between the two leaves an orphan file,
+//! never a row without audio. Calls are blocking: the tokio shell runs them on the blocking pool.
+
+mod spool;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+pub use spool::{read_wav, wav_bytes, write_wav_durably};
+
+/// A mailbox number: the extension, digits only.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MailboxId(String);
+
+impl MailboxId {
+    /// Accepts 2 to 15 ASCII digits.
+    pub fn parse(s: &str) -> Result<Self, StoreError> {
+        if (2..=15).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(StoreError::InvalidMailbox)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for MailboxId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Identifier of a stored message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MessageId(pub i64);
+
+/// A mailbox and its owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mailbox {
+    pub id: MailboxId,
+    pub email: String,
+    pub name: Option<String>,
+}
+
+/// Why the caller was sent to voicemail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiversionReason {
+    Busy,
+    NoAnswer,
+    Unavailable,
+    Unconditional,
+    Unknown,
+}
+
+impl DiversionReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Busy => "busy",
+            Self::NoAnswer => "no-answer",
+            Self::Unavailable => "unavailable",
+            Self::Unconditional => "unconditional",
+            Self::Unknown => "unknown",
+        }
+    }
+
+    pub fn from_str_lossy(s: &str) -> Self {
+        match s {
+            "busy" => Self::Busy,
+            "no-answer" => Self::NoAnswer,
+            "unavailable" => Self::Unavailable,
+            "unconditional" => Self::Unconditional,
+            _ => Self::Unknown,
+        }
+    }
+}
+
+/// Folder of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Folder {
+    New,
+    Saved,
+}
+
+/// A new message to store.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub mailbox: MailboxId,
+    /// Normalised caller (E.164, extension or raw), empty when withheld.
+    pub caller: String,
+    /// How mails and envelopes show the caller.
+    pub caller_display: String,
+    /// Seconds since the Unix epoch, UTC.
+    pub received_unix: i64,
+    pub reason: DiversionReason,
+    /// 8 kHz mono samples.
+    pub audio: Vec<i16>,
+}
+
+/// A stored message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    pub id: MessageId,
+    pub mailbox: MailboxId,
+    pub caller: String,
+    pub caller_display: String,
+    pub received_unix: i64,
+    pub duration_ms: i64,
+    pub reason: DiversionReason,
+    pub audio_path: PathBuf,
+    pub folder: Folder,
+}
+
+/// Greeting kinds a mailbox can have recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GreetingKind {
+    Unavailable,
+    Busy,
+    Temporary,
+    Name,
+}
+
+impl GreetingKind {
+    fn file_stem(self) -> &'static str {
+        match self {
+            Self::Unavailable => "unavail",
+            Self::Busy => "busy",
+            Self::Temporary => "temp",
+            Self::Name => "name",
+        }
+    }
+}
+
+/// Store errors, grouped by fault.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not a valid mailbox number")]
+    InvalidMailbox,
+    #[error("no such mailbox")]
+    UnknownMailbox,
+    #[error("database error: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("spool error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// SQLite + spool directory.
+pub struct Store {
+    conn: Mutex<Connection>,
+    spool: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) `<data_dir>/coda.db` and `<data_dir>/spool`.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir)?;
+        let spool = data_dir.join("spool");
+        std::fs::create_dir_all(&spool)?;
+        let conn = Connection::open(data_dir.join("coda.db"))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL;
+             PRAGMA synchronous=FULL;
+             PRAGMA foreign_keys=ON;
+             CREATE TABLE IF NOT EXISTS mailboxes(
+                 id TEXT PRIMARY KEY,
+                 email TEXT NOT NULL,
+                 name TEXT,
+                 generation INTEGER NOT NULL DEFAULT 1
+             );
+             CREATE TABLE IF NOT EXISTS messages(
+                 id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 mailbox TEXT NOT NULL REFERENCES mailboxes(id),
+                 caller TEXT NOT NULL,
+                 caller_display TEXT NOT NULL,
+                 received_utc INTEGER NOT NULL,
+                 duration_ms INTEGER NOT NULL,
+                 reason TEXT NOT NULL,
+                 audio_path TEXT NOT NULL,
+                 folder TEXT NOT NULL DEFAULT 'new'
+             );
+             CREATE INDEX IF NOT EXISTS messages_mailbox ON messages(mailbox, folder);",
+        )?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+            spool,
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves SQLite consistent (transactions roll back), so
+        // a poisoned lock is still usable.
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Creates a mailbox or updates its owner data.
+    pub fn upsert_mailbox(&self, mb: &Mailbox) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO mailboxes(id, email, name) VALUES (?1, ?2, ?3)
+             ON CONFLICT(id) DO UPDATE SET email = excluded.email, name = excluded.name",
+            params![mb.id.as_str(), mb.email, mb.name],
+        )?;
+        Ok(())
+    }
+
+    pub fn mailbox(&self, id: &MailboxId) -> Result<Option<Mailbox>, StoreError> {
+        let row = self
+            .conn()
+            .query_row(
+                "SELECT email, name FROM mailboxes WHERE id = ?1",
+                params![id.as_str()],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)),
+            )
+            .optional()?;
+        Ok(row.map(|(email, name)| Mailbox {
+            id: id.clone(),
+            email,
+            name,
+        }))
+    }
+
+    pub fn mailboxes(&self) -> Result<Vec<Mailbox>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn.prepare("SELECT id, email, name FROM mailboxes ORDER BY id")?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, email, name) = row?;
+            if let Ok(id) = MailboxId::parse(&id) {
+                out.push(Mailbox { id, email, name });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Number of messages (new + saved) in a mailbox.
+    pub fn message_count(&self, id: &MailboxId) -> Result<u32, StoreError> {
+        let n: i64 = self.conn().query_row(
+            "SELECT COUNT(*) FROM messages WHERE mailbox = ?1",
+            params![id.as_str()],
+            |r| r.get(0),
+        )?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    /// Writes the audio durably, then commits the row. Returns once both are on disk.
+    pub fn save_message(&self, msg: &NewMessage) -> Result<StoredMessage, StoreError> {
+        let dir = self.spool.join(msg.mailbox.as_str());
+        std::fs::create_dir_all(&dir)?;
+        let file = dir.join(format!(
+            "{}-{:016x}.wav",
+            msg.received_unix,
+            rand::random::<u64>()
+        ));
+        write_wav_durably(&file, &msg.audio)?;
+        let duration_ms = (msg.audio.len() as i64) / 8;
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO messages(mailbox, caller, caller_display, received_utc, duration_ms,
+                                  reason, audio_path, folder)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'new')",
+            params![
+                msg.mailbox.as_str(),
+                msg.caller,
+                msg.caller_display,
+                msg.received_unix,
+                duration_ms,
+                msg.reason.as_str(),
+                file.to_string_lossy(),
+            ],
+        )?;
+        let id = MessageId(conn.last_insert_rowid());
+        Ok(StoredMessage {
+            id,
+            mailbox: msg.mailbox.clone(),
+            caller: msg.caller.clone(),
+            caller_display: msg.caller_display.clone(),
+            received_unix: msg.received_unix,
+            duration_ms,
+            reason: msg.reason,
+            audio_path: file,
+            folder: Folder::New,
+        })
+    }
+
+    /// Messages of a mailbox, oldest first.
+    pub fn messages(&self, id: &MailboxId) -> Result<Vec<StoredMessage>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn.prepare(
+            "SELECT id, caller, caller_display, received_utc, duration_ms, reason, audio_path, folder
+             FROM messages WHERE mailbox = ?1 ORDER BY received_utc, id",
+        )?;
+        let rows = st.query_map(params![id.as_str()], |r| {
+            Ok(StoredMessage {
+                id: MessageId(r.get(0)?),
+                mailbox: id.clone(),
+                caller: r.get(1)?,
+                caller_display: r.get(2)?,
+                received_unix: r.get(3)?,
+                duration_ms: r.get(4)?,
+                reason: DiversionReason::from_str_lossy(&r.get::<_, String>(5)?),
+                audio_path: PathBuf::from(r.get::<_, String>(6)?),
+                folder: if r.get::<_, String>(7)? == "saved" {
+                    Folder::Saved
+                } else {
+                    Folder::New
+                },
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Path where a greeting of this kind lives (whether or not it exists).
+    pub fn greeting_path(&self, id: &MailboxId, kind: GreetingKind) -> PathBuf {
+        self.spool
+            .join(id.as_str())
+            .join("greetings")
+            .join(format!("{}.wav", kind.file_stem()))
+    }
+
+    /// A recorded greeting, if the owner made one.
+    pub fn greeting(&self, id: &MailboxId, kind: GreetingKind) -> Result<Option<Vec<i16>>, StoreError> {
+        let p = self.greeting_path(id, kind);
+        match read_wav(&p) {
+            Ok(s) => Ok(Some(s)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Stores a greeting durably.
+    pub fn set_greeting(&self, id: &MailboxId, kind: GreetingKind, audio: &[i16]) -> Result<(), StoreError> {
+        let p = self.greeting_path(id, kind);
+        if let Some(dir) = p.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        write_wav_durably(&p, audio)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp() -> PathBuf {
+        let d = std::env::temp_dir().join(format!("coda-store-{:x}", rand::random::<u64>()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn mailbox_ids_are_digits() {
+        assert!(MailboxId::parse("77513").is_ok());
+        assert!(MailboxId::parse("7751a").is_err());
+        assert!(MailboxId::parse("../etc").is_err());
+        assert!(MailboxId::parse("").is_err());
+    }
+
+    #[test]
+    fn message_is_durable_and_reads_back() {
+        let dir = tmp();
+        let store = Store::open(&dir).unwrap();
+        let id = MailboxId::parse("77513").unwrap();
+        store
+            .upsert_mailbox(&Mailbox {
+                id: id.clone(),
+                email: "a@example.org".into(),
+                name: None,
+            })
+            .unwrap();
+        let audio: Vec<i16> = (0..16000).map(|i| ((i % 100) * 100) as i16).collect();
+        let m = store
+            .save_message(&NewMessage {
+                mailbox: id.clone(),
+                caller: "+441865277514".into(),
+                caller_display: "x".into(),
+                received_unix: 1_700_000_000,
+                reason: DiversionReason::Busy,
+                audio: audio.clone(),
+            })
+            .unwrap();
+        assert_eq!(m.duration_ms, 2000);
+        drop(store);
+        let store = Store::open(&dir).unwrap();
+        let list = store.messages(&id).unwrap();
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].reason, DiversionReason::Busy);
+        assert_eq!(read_wav(&list[0].audio_path).unwrap(), audio);
+        assert_eq!(store.message_count(&id).unwrap(), 1);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn unknown_mailbox_message_is_refused() {
+        let dir = tmp();
+        let store = Store::open(&dir).unwrap();
+        let r = store.save_message(&NewMessage {
+            mailbox: MailboxId::parse("11111").unwrap(),
+            caller: String::new(),
+            caller_display: String::new(),
+            received_unix: 0,
+            reason: DiversionReason::Unknown,
+            audio: vec![0; 8000],
+        });
+        assert!(r.is_err());
+        std::fs::remove_dir_all(dir).ok();
+    }
+}
