@@ -83,14 +83,16 @@ impl Default for StorageConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdminConfig {
-    /// HTTP admin API: `/health` and `/metrics`. Empty string disables it.
-    pub listen: Option<SocketAddr>,
+    /// Serve the HTTP admin API (`/health`, `/metrics`).
+    pub enabled: bool,
+    pub listen: SocketAddr,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
         Self {
-            listen: Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080)),
+            enabled: true,
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080),
         }
     }
 }

@@ -235,7 +235,7 @@ impl Deposit {
         let room = max.saturating_sub(self.recording.len());
         let take = &samples[..samples.len().min(room)];
         self.recording.extend_from_slice(take);
-        if frame_dbfs(take) > self.cfg.silence_threshold_dbfs {
+        if crate::media::level::rms_dbfs(take) > self.cfg.silence_threshold_dbfs {
             self.voiced_until = self.recording.len();
             self.last_voice_at = Some(now);
         }
@@ -356,20 +356,6 @@ impl Deposit {
     /// Nothing more will happen in this flow.
     pub fn is_done(&self) -> bool {
         self.phase == Phase::Done && self.events.is_empty()
-    }
-}
-
-/// RMS level of a block in dBFS (-inf for digital silence clamps to -120).
-fn frame_dbfs(samples: &[i16]) -> f32 {
-    if samples.is_empty() {
-        return -120.0;
-    }
-    let sum: f64 = samples.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
-    let rms = (sum / samples.len() as f64).sqrt() / 32768.0;
-    if rms <= 1e-6 {
-        -120.0
-    } else {
-        (20.0 * rms.log10()) as f32
     }
 }
 

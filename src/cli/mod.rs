@@ -31,7 +31,7 @@ pub enum MailboxCmd {
 /// Logs to stderr, `RUST_LOG` style filter, `info` by default.
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CODA_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,symphonia=warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -18,8 +18,8 @@
 //! A digit is reported when two consecutive blocks show it (≥ 51 ms of tone, ≤ 77 ms needed
 //! depending on alignment), once per key press: the same digit is reported again only after
 //! two consecutive blocks without it. That pause rule ("release") lets a 60 ms gap between
-//! two presses through at every alignment, while a single lost 20 ms packet inside a held
-//! key usually does not split it.
+//! two presses through at every alignment, while a single lost 20 ms packet (160 samples of
+//! silence) inside a held key does not split it (both checked at every block alignment).
 //!
 //! The API is allocation-free: [`DtmfDetector::process`] calls back per digit with the sample
 //! index where the tone began (useful to cut the tone off the end of a recording).
@@ -422,7 +422,7 @@ mod tests {
 
     #[test]
     fn same_digit_after_60_ms_pause_counts_twice_at_every_alignment() {
-        for offset in (0..BLOCK_LEN as u32).step_by(7) {
+        for offset in 0..BLOCK_LEN as u32 {
             let mut s = Sig::new();
             s.out.resize(offset as usize, 0);
             s.digit('7', 100, AMP_M10)
@@ -450,20 +450,15 @@ mod tests {
     }
 
     #[test]
-    fn lost_20_ms_packet_inside_held_key_usually_counts_once() {
-        let mut once = 0;
-        let total = (0..BLOCK_LEN).step_by(5).count();
-        for offset in (0..BLOCK_LEN).step_by(5) {
+    fn lost_20_ms_packet_inside_held_key_counts_once_at_every_alignment() {
+        for offset in 0..BLOCK_LEN {
             let mut s = Sig::new();
             s.digit('0', 150, AMP_M10);
             let cut = s.out.len() - offset.min(150);
             s.out[cut - 160..cut].fill(0);
             s.digit('0', 150, AMP_M10).silence(60);
-            let got = detect(&s.out);
-            assert!(got == "0" || got == "00", "{got}");
-            once += usize::from(got == "0");
+            assert_eq!(detect(&s.out), "0", "offset {offset}");
         }
-        assert!(once * 10 >= total * 7, "{once} of {total}");
     }
 
     #[test]
@@ -481,6 +476,24 @@ mod tests {
             "{st}"
         );
         assert_eq!(d.samples_processed(), s.out.len() as u64);
+    }
+
+    /// Cross-check with the workspace tone generator and G.711 round trips, as on a real call.
+    #[test]
+    fn codecs_tone_digits_through_g711() {
+        use codecs::Law;
+        for law in [Law::Ulaw, Law::Alaw] {
+            for d in DIGITS.chars() {
+                let amp = codecs::tone::dbm0_to_amplitude(-10.0);
+                let mut gen = codecs::tone::dtmf(d, amp).unwrap();
+                let mut pcm = vec![0i16; 800];
+                gen.fill(&mut pcm[160..]);
+                pcm.extend_from_slice(&[0; 480]);
+                let coded: Vec<i16> = pcm.iter().map(|&x| law.decode(law.encode(x))).collect();
+                assert_eq!(detect(&coded), d.to_string(), "{law:?} {d}");
+            }
+        }
+        assert_eq!(detect(&codecs::tone::beep(500)), "");
     }
 
     #[test]

@@ -22,8 +22,11 @@
 //! is due at `now`, [`JitterBuffer::poll_timeout`] says when to call `pop` next. Call `pop`
 //! until it returns `None` after each `push`, `flush` or timeout.
 //!
-//! Only payloads of the audio payload type belong here (not telephone-events: their timestamps
-//! mean "event start").
+//! Telephone-event packets (RFC 4733) share the SSRC and the sequence space of the audio but
+//! their timestamps mean "event start": feed them with [`JitterBuffer::push_non_audio`] (or set
+//! [`JitterConfig::audio_payload_type`] and use [`JitterBuffer::push_packet`]) so their sequence
+//! numbers are not mistaken for losses; they produce no output, and the audio missing while a
+//! digit was sent comes out as a [`Frame::Gap`] without lost packets.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -43,6 +46,9 @@ pub struct JitterConfig {
     pub default_frame_samples: u32,
     /// Upper bound on the samples of one reported gap.
     pub max_gap_samples: u32,
+    /// When set, [`JitterBuffer::push_packet`] treats packets of any other payload type as
+    /// non-audio (see [`JitterBuffer::push_non_audio`]).
+    pub audio_payload_type: Option<u8>,
 }
 
 impl Default for JitterConfig {
@@ -53,6 +59,7 @@ impl Default for JitterConfig {
             max_packets: 50,
             default_frame_samples: super::SAMPLES_PER_FRAME,
             max_gap_samples: 5 * super::CLOCK_RATE,
+            audio_payload_type: None,
         }
     }
 }
@@ -135,9 +142,15 @@ pub struct ReceptionReport {
 
 #[derive(Debug)]
 struct Slot {
+    arrival: Instant,
+    /// None for a non-audio packet (sequence number placeholder).
+    audio: Option<AudioSlot>,
+}
+
+#[derive(Debug)]
+struct AudioSlot {
     timestamp: u32,
     marker: bool,
-    arrival: Instant,
     payload: Vec<u8>,
 }
 
@@ -152,12 +165,14 @@ pub struct JitterBuffer {
     next_out: Option<u64>,
     /// Bit i set: packet `next_out - 1 - i` was played (tells duplicates from late packets).
     played: u64,
-    /// Timestamp right after the last played audio, if known.
-    expected_ts: Option<u32>,
     /// Extended number and timestamp of the last played audio packet.
     last_played: Option<(u64, u32)>,
     frame_samples: u32,
     pending: VecDeque<Frame>,
+    /// Losses seen in front of non-audio packets, reported with the next audio gap.
+    lost_pending: u64,
+    /// Latest `now` seen (for `poll_timeout` while output is pending).
+    last_now: Option<Instant>,
     pool: Vec<Vec<u8>>,
     flushing: bool,
     stats: JitterStats,
@@ -189,10 +204,11 @@ impl JitterBuffer {
             slots: BTreeMap::new(),
             next_out: None,
             played: 0,
-            expected_ts: None,
             last_played: None,
             frame_samples: cfg.default_frame_samples,
             pending: VecDeque::new(),
+            lost_pending: 0,
+            last_now: None,
             pool: Vec::new(),
             flushing: false,
             stats: JitterStats::default(),
@@ -233,8 +249,16 @@ impl JitterBuffer {
         self.slots.is_empty() && self.pending.is_empty()
     }
 
-    /// Feeds a parsed packet (see [`JitterBuffer::push`]).
+    /// Feeds a parsed packet: audio, or non-audio when [`JitterConfig::audio_payload_type`] is
+    /// set and differs from the packet's.
     pub fn push_packet(&mut self, now: Instant, pkt: &RtpPacket<'_>) -> PushOutcome {
+        if self
+            .cfg
+            .audio_payload_type
+            .is_some_and(|pt| pt != pkt.payload_type)
+        {
+            return self.push_non_audio(now, pkt.ssrc, pkt.seq);
+        }
         self.push(
             now,
             pkt.ssrc,
@@ -255,6 +279,23 @@ impl JitterBuffer {
         marker: bool,
         payload: &[u8],
     ) -> PushOutcome {
+        self.push_inner(now, ssrc, seq, Some((timestamp, marker, payload)))
+    }
+
+    /// Feeds a packet of the same stream that is not audio (a telephone-event): it occupies
+    /// its sequence number, so it is neither a loss nor output.
+    pub fn push_non_audio(&mut self, now: Instant, ssrc: Ssrc, seq: SeqNo) -> PushOutcome {
+        self.push_inner(now, ssrc, seq, None)
+    }
+
+    fn push_inner(
+        &mut self,
+        now: Instant,
+        ssrc: Ssrc,
+        seq: SeqNo,
+        audio: Option<(u32, bool, &[u8])>,
+    ) -> PushOutcome {
+        self.last_now = Some(now);
         let mut reset = false;
         if self.ssrc != Some(ssrc) {
             if self.ssrc.is_some() {
@@ -304,17 +345,22 @@ impl JitterBuffer {
             self.stats.overflow += 1;
             return PushOutcome::Overflow;
         }
-        self.update_jitter(now, timestamp);
-        let mut buf = self.pool.pop().unwrap_or_default();
-        buf.clear();
-        buf.extend_from_slice(payload);
+        let audio = audio.map(|(timestamp, marker, payload)| {
+            self.update_jitter(now, timestamp);
+            let mut buf = self.pool.pop().unwrap_or_default();
+            buf.clear();
+            buf.extend_from_slice(payload);
+            AudioSlot {
+                timestamp,
+                marker,
+                payload: buf,
+            }
+        });
         self.slots.insert(
             ext,
             Slot {
-                timestamp,
-                marker,
                 arrival: now,
-                payload: buf,
+                audio,
             },
         );
         if reset {
@@ -358,40 +404,54 @@ impl JitterBuffer {
 
     /// The next frame due at `now`, if any.
     pub fn pop(&mut self, now: Instant) -> Option<Frame> {
-        if let Some(f) = self.pending.pop_front() {
-            return Some(f);
-        }
-        let (_, head) = self.slots.first_key_value()?;
-        let due = self.flushing
-            || self.slots.len() > self.cfg.max_packets
-            || now >= head.arrival + self.cfg.delay;
-        if !due {
-            return None;
-        }
-        let (gap, audio) = self.release_head()?;
-        match gap {
-            Some(g) => {
-                self.pending.push_back(audio);
-                Some(g)
+        self.last_now = Some(now);
+        loop {
+            if let Some(f) = self.pending.pop_front() {
+                return Some(f);
             }
-            None => Some(audio),
+            let (_, head) = self.slots.first_key_value()?;
+            let due = self.flushing
+                || self.slots.len() > self.cfg.max_packets
+                || now >= head.arrival + self.cfg.delay;
+            if !due {
+                return None;
+            }
+            let (gap, audio) = self.release_head()?;
+            self.pending.extend(gap);
+            self.pending.extend(audio);
         }
     }
 
-    /// When `pop` will next have something (None: nothing buffered).
+    /// When `pop` will next have something (None: nothing buffered or pending).
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if !self.pending.is_empty() {
+            return self.last_now;
+        }
         let (_, head) = self.slots.first_key_value()?;
-        if self.flushing || !self.pending.is_empty() || self.slots.len() > self.cfg.max_packets {
+        if self.flushing || self.slots.len() > self.cfg.max_packets {
             return Some(head.arrival);
         }
         Some(head.arrival + self.cfg.delay)
     }
 
-    /// Takes the head packet out, with the gap in front of it.
-    fn release_head(&mut self) -> Option<(Option<Frame>, Frame)> {
+    /// Takes the head packet out, with the gap in front of it; a non-audio head yields
+    /// `(None, None)` but still advances the playout point.
+    fn release_head(&mut self) -> Option<(Option<Frame>, Option<Frame>)> {
         let (ext, slot) = self.slots.pop_first()?;
         let lost = self.next_out.map_or(0, |n| ext.saturating_sub(n));
         self.stats.lost += lost;
+        let shift = self.next_out.map_or(64, |n| (ext + 1).saturating_sub(n));
+        self.played = if shift >= 64 {
+            1
+        } else {
+            (self.played << shift) | 1
+        };
+        self.next_out = Some(ext + 1);
+        let Some(slot) = slot.audio else {
+            self.lost_pending += lost;
+            return Some((None, None));
+        };
+        let lost = std::mem::take(&mut self.lost_pending) + lost;
 
         // Learn the frame length from consecutive, non-marker packets.
         if let Some((last_ext, last_ts)) = self.last_played {
@@ -400,7 +460,10 @@ impl JitterBuffer {
                 self.frame_samples = step;
             }
         }
-        let gap = self.expected_ts.and_then(|expected| {
+        let expected_ts = self
+            .last_played
+            .map(|(_, ts)| ts.wrapping_add(self.frame_samples));
+        let gap = expected_ts.and_then(|expected| {
             let by_ts = slot.timestamp.wrapping_sub(expected);
             let plausible = (by_ts as i32) >= 0 && by_ts <= self.cfg.max_gap_samples;
             let samples = if plausible {
@@ -420,33 +483,23 @@ impl JitterBuffer {
             })
         });
 
-        let shift = self.next_out.map_or(64, |n| ext + 1 - n);
-        self.played = if shift >= 64 {
-            1
-        } else {
-            (self.played << shift) | 1
-        };
-        self.next_out = Some(ext + 1);
         self.last_played = Some((ext, slot.timestamp));
-        self.expected_ts = Some(slot.timestamp.wrapping_add(self.frame_samples));
         let audio = Frame::Audio {
             timestamp: slot.timestamp,
             payload: slot.payload,
         };
-        Some((gap, audio))
+        Some((gap, Some(audio)))
     }
 
     /// Moves everything buffered to the output queue and forgets the stream position.
     fn restart_stream(&mut self) {
         while let Some((gap, audio)) = self.release_head() {
-            if let Some(g) = gap {
-                self.pending.push_back(g);
-            }
-            self.pending.push_back(audio);
+            self.pending.extend(gap);
+            self.pending.extend(audio);
         }
+        self.lost_pending = 0;
         self.next_out = None;
         self.played = 0;
-        self.expected_ts = None;
         self.last_played = None;
         self.frame_samples = self.cfg.default_frame_samples;
         self.last_transit = None;
@@ -817,6 +870,97 @@ mod tests {
         let r = j.reception_report().unwrap();
         assert_eq!(r.fraction_lost, 0);
         assert_eq!(r.cumulative_lost, 2);
+    }
+
+    #[test]
+    fn rfc4733_2_1_event_packets_fill_sequence_space_without_loss() {
+        let t0 = Instant::now();
+        let mut j = JitterBuffer::new(JitterConfig {
+            audio_payload_type: Some(0),
+            ..JitterConfig::default()
+        });
+        push_i(&mut j, t0, 0, 0);
+        // Three telephone-event packets (seq 1001..=1003) replace three audio frames.
+        for k in 1..=3u16 {
+            let pkt = RtpPacket {
+                marker: k == 1,
+                payload_type: 101,
+                seq: SeqNo(1000 + k),
+                timestamp: 5160,
+                ssrc: S,
+                csrc_raw: &[],
+                extension: None,
+                padding: 0,
+                payload: &[11, 0x0a, 0, 160],
+            };
+            assert_eq!(
+                j.push_packet(t0 + ms(20 * u64::from(k)), &pkt),
+                PushOutcome::Accepted
+            );
+        }
+        push_i(&mut j, t0, 80, 4);
+        let out = drain(&mut j, t0 + ms(500));
+        assert_eq!(
+            out,
+            vec![
+                Frame::Audio {
+                    timestamp: 5000,
+                    payload: vec![0; 160]
+                },
+                Frame::Gap {
+                    timestamp: 5160,
+                    samples: 480,
+                    lost_packets: 0
+                },
+                Frame::Audio {
+                    timestamp: 5640,
+                    payload: vec![4; 160]
+                },
+            ]
+        );
+        assert_eq!(j.stats().lost, 0);
+        assert_eq!(j.reception_report().unwrap().cumulative_lost, 0);
+    }
+
+    #[test]
+    fn loss_in_front_of_event_packet_reported_with_next_gap() {
+        let t0 = Instant::now();
+        let mut j = jb();
+        push_i(&mut j, t0, 0, 0);
+        // 1001 lost, 1002 is an event packet, 1003 audio.
+        j.push_non_audio(t0 + ms(40), S, SeqNo(1002));
+        push_i(&mut j, t0, 60, 3);
+        let out = drain(&mut j, t0 + ms(500));
+        assert_eq!(
+            out[1],
+            Frame::Gap {
+                timestamp: 5160,
+                samples: 320,
+                lost_packets: 1
+            }
+        );
+        assert_eq!(j.stats().lost, 1);
+        assert!(j.poll_timeout().is_none());
+    }
+
+    #[test]
+    fn frame_length_learned_from_stream_30ms() {
+        let t0 = Instant::now();
+        let mut j = jb();
+        for (k, seq) in [0u16, 1, 2, 4].into_iter().enumerate() {
+            let at = t0 + ms(30 * k as u64);
+            j.push(at, S, SeqNo(seq), 240 * u32::from(seq), false, &[0; 240]);
+        }
+        let out = drain(&mut j, t0 + ms(500));
+        assert_eq!(out.len(), 5, "{out:?}");
+        assert_eq!(
+            out[3],
+            Frame::Gap {
+                timestamp: 720,
+                samples: 240,
+                lost_packets: 1
+            }
+        );
     }
 
     #[test]

@@ -21,8 +21,8 @@ pub mod packet;
 pub mod rtcp;
 
 pub use dtmf::DtmfReceiver;
-pub use jitter::{Frame, JitterBuffer, JitterConfig, JitterStats};
-pub use pacer::{Pacer, RtpSender, SenderConfig};
+pub use jitter::{Frame, JitterBuffer, JitterConfig, JitterStats, PushOutcome, ReceptionReport};
+pub use pacer::{Pacer, RtpSender, SenderConfig, SentFrame};
 pub use packet::{write_rtp, RtpError, RtpPacket, SeqNo, Ssrc};
 
 /// RTP clock rate of G.711 and of telephone-events negotiated with it (Hz).
@@ -68,6 +68,107 @@ mod tests {
             self.0 ^= self.0 >> 27;
             self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
         }
+    }
+
+    /// Sender (paced, with a `#` in the middle) → lossy, reordering network → receiver with
+    /// jitter buffer and RFC 4733 receiver, all on a virtual clock.
+    #[test]
+    fn end_to_end_paced_stream_with_loss_reorder_and_digit() {
+        use std::time::{Duration, Instant};
+        let t0 = Instant::now();
+        let mut rng = XorShift(42);
+        let mut pacer = Pacer::new_20ms(t0);
+        let mut tx = RtpSender::new(SenderConfig::new(Ssrc(77), SeqNo(65_500), 4_000_000_000));
+        let mut jb = JitterBuffer::new(JitterConfig {
+            audio_payload_type: Some(0),
+            ..JitterConfig::default()
+        });
+        let mut rx_dtmf = DtmfReceiver::new();
+        // (arrival time, datagram)
+        let mut in_flight: Vec<(Instant, Vec<u8>)> = Vec::new();
+        let mut dropped_audio = 0u64;
+        let mut digits = String::new();
+        let mut out = Vec::new();
+        let frames = 150u64;
+        for k in 0..frames {
+            let now = pacer.next_deadline();
+            if k == 50 {
+                tx.send_digit('#', Duration::from_millis(120), 10).unwrap();
+            }
+            let mut buf = Vec::new();
+            let kind = tx.write_frame(&[k as u8; 160], &mut buf);
+            assert_eq!(pacer.on_sent(now), 0);
+            // 5 % loss (never the first packet), 0–45 ms delay.
+            if k > 0 && rng.next().is_multiple_of(20) {
+                dropped_audio += u64::from(kind == SentFrame::Audio);
+                continue;
+            }
+            let delay = Duration::from_millis(rng.next() % 46);
+            in_flight.push((now + delay, buf));
+            // Deliver whatever has arrived by now, in arrival order.
+            in_flight.sort_by_key(|(t, _)| *t);
+            let n = in_flight.iter().take_while(|(t, _)| *t <= now).count();
+            for (at, d) in in_flight.drain(..n) {
+                let p = RtpPacket::parse(&d).unwrap();
+                if p.payload_type == 101 {
+                    digits.extend(rx_dtmf.handle_packet(at, &p));
+                }
+                jb.push_packet(at, &p);
+            }
+            while let Some(f) = jb.pop(now) {
+                out.push(f);
+            }
+        }
+        let end = pacer.next_deadline() + Duration::from_secs(1);
+        for (at, d) in in_flight.drain(..) {
+            jb.push_packet(at, &RtpPacket::parse(&d).unwrap());
+        }
+        jb.flush();
+        while let Some(f) = jb.pop(end) {
+            out.push(f);
+        }
+        assert_eq!(digits, "#");
+        // Audio comes out in order and audio + gaps tile the timeline exactly.
+        let mut expect_ts: Option<u32> = None;
+        let mut lost = 0;
+        let mut last_idx = None;
+        for f in &out {
+            match f {
+                Frame::Audio { timestamp, payload } => {
+                    if let Some(e) = expect_ts {
+                        assert_eq!(*timestamp, e);
+                    }
+                    assert!(last_idx < Some(payload[0]), "in order");
+                    last_idx = Some(payload[0]);
+                    expect_ts = Some(timestamp.wrapping_add(160));
+                }
+                Frame::Gap {
+                    timestamp,
+                    samples,
+                    lost_packets,
+                } => {
+                    assert_eq!(Some(*timestamp), expect_ts);
+                    expect_ts = Some(timestamp.wrapping_add(*samples));
+                    lost += lost_packets;
+                }
+            }
+        }
+        let first = 4_000_000_000u32;
+        let audio_frames = out
+            .iter()
+            .filter(|f| matches!(f, Frame::Audio { .. }))
+            .count();
+        assert!(audio_frames > 120, "{audio_frames}");
+        // Timeline ends where the last audio frame (if it arrived) ends.
+        let span = expect_ts.unwrap().wrapping_sub(first);
+        assert_eq!(span % 160, 0);
+        assert!(span <= 160 * frames as u32);
+        assert_eq!(jb.stats().lost, lost);
+        assert!(
+            lost <= dropped_audio + 7,
+            "lost {lost}, dropped {dropped_audio}"
+        );
+        assert_eq!(jb.stats().late, 0, "45 ms jitter fits in the 60 ms delay");
     }
 
     /// Random buffers, and valid packets with random bytes flipped, through every parser and

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use codecs::telephone_event::{digit_to_event, event_to_digit, TelephoneEvent};
 
 use super::packet::{write_rtp, SeqNo, Ssrc};
+use super::rtcp::{NtpTime, SenderInfo};
 
 /// One 20 ms frame.
 pub const FRAME: Duration = Duration::from_millis(20);
@@ -283,6 +284,17 @@ impl RtpSender {
     /// Payload octets written so far (RTCP SR sender's octet count).
     pub fn octets_sent(&self) -> u64 {
         self.octets
+    }
+
+    /// Sender information for an RTCP SR made at wall-clock `ntp` (RFC 3550 §6.4.1). The RTP
+    /// timestamp is that of the next frame, i.e. accurate to one frame; counts wrap at 2³².
+    pub fn sender_info(&self, ntp: NtpTime) -> SenderInfo {
+        SenderInfo {
+            ntp,
+            rtp_timestamp: self.ts,
+            packet_count: self.packets as u32, // the SR field wraps
+            octet_count: self.octets as u32,   // the SR field wraps
+        }
     }
 
     /// `true` while a digit is being sent or waits in the queue.

@@ -15,6 +15,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use super::jitter::ReceptionReport;
 use super::packet::Ssrc;
 
 /// RTCP packet type: Sender Report.
@@ -556,6 +557,20 @@ impl LastSr {
     /// Records an SR that arrived at `now`.
     pub fn on_sender_report(&mut self, now: Instant, info: &SenderInfo) {
         self.last = Some((info.ntp.middle32(), now));
+    }
+
+    /// A report block from the jitter buffer's statistics, with LSR/DLSR filled in.
+    pub fn report_block(&self, now: Instant, r: &ReceptionReport) -> ReportBlock {
+        let (lsr, dlsr) = self.lsr_dlsr(now);
+        ReportBlock {
+            ssrc: r.ssrc,
+            fraction_lost: r.fraction_lost,
+            cumulative_lost: r.cumulative_lost,
+            highest_seq: r.highest_seq,
+            jitter: r.jitter,
+            lsr,
+            dlsr,
+        }
     }
 
     /// (LSR, DLSR) for a report block made at `now`; (0, 0) when no SR was received.

@@ -153,6 +153,9 @@ pub async fn run(
                             last_rx = now;
                             Metrics::inc(&metrics.rtp_packets_in_total);
                             if Some(p.payload_type) == te_pt {
+                                // Events share the audio sequence space: tell the jitter
+                                // buffer so they do not count as lost audio.
+                                jitter.push_non_audio(now, p.ssrc, p.seq);
                                 if let Some(d) = dtmf.handle_packet(now, &p) {
                                     debug!(call_id, "dtmf event");
                                     deposit.handle_dtmf(now, d);
@@ -220,7 +223,12 @@ pub async fn run(
             if socket.send_to(&out, remote).await.is_ok() {
                 Metrics::inc(&metrics.rtp_packets_out_total);
             }
-            pacer.on_sent(now);
+            let skipped = pacer.on_sent(now);
+            if skipped > 0 {
+                // After a stall, keep RTP time in step with real time (the machine's audio
+                // is simply not heard for the skipped frames).
+                sender.skip_frames(skipped);
+            }
         }
     }
     let _ = report.send(CallReport::Ended { call_id }).await;

@@ -629,7 +629,8 @@ impl Endpoint {
         self.respond(&req, ok, from, &transport).await;
         Metrics::inc(&self.shared.metrics.calls_total);
         self.shared.metrics.active_calls.fetch_add(1, Ordering::Relaxed);
-        info!(call_id, mailbox = %mailbox.id, reason = reason.as_str(), codec = ?neg.codec, "call answered for deposit");
+        info!(call_id, reason = reason.as_str(), codec = ?neg.codec, "call answered for deposit");
+        debug!(call_id, mailbox = %mailbox.id, "deposit mailbox");
         let setup = CallSetup {
             call_id: call_id.clone(),
             socket,

@@ -114,7 +114,7 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()>) -
         addr: sip_addr,
         source,
     })?;
-    let admin = match cfg.admin.listen {
+    let admin = match cfg.admin.enabled.then_some(cfg.admin.listen) {
         Some(addr) => Some(crate::admin::bind(addr).await.map_err(|source| ServeError::Bind {
             what: "admin HTTP",
             addr,
@@ -164,7 +164,8 @@ pub(crate) async fn save_and_notify(shared: Arc<Shared>, mailbox: Mailbox, msg: 
     let (stored, audio) = match saved {
         Ok(Ok(v)) => v,
         Ok(Err(e)) => {
-            error!(mailbox = %mailbox.id, error = %e, "message could not be saved");
+            error!(error = %e, "message could not be saved");
+            debug!(mailbox = %mailbox.id, "message not saved");
             return false;
         }
         Err(e) => {
@@ -173,24 +174,25 @@ pub(crate) async fn save_and_notify(shared: Arc<Shared>, mailbox: Mailbox, msg: 
         }
     };
     Metrics::inc(&shared.metrics.messages_saved_total);
-    info!(mailbox = %mailbox.id, id = stored.id.0, duration_ms = stored.duration_ms, "message saved");
+    info!(id = stored.id.0, duration_ms = stored.duration_ms, "message saved");
+    debug!(id = stored.id.0, mailbox = %mailbox.id, "message saved in mailbox");
     tokio::spawn(async move {
         let mail = match voicemail_mail(&shared.cfg.mail, &mailbox, &stored, &audio) {
             Ok(m) => m,
             Err(e) => {
                 Metrics::inc(&shared.metrics.mail_failures_total);
-                warn!(mailbox = %mailbox.id, error = %e, "notification mail could not be built");
+                warn!(id = stored.id.0, error = %e, "notification mail could not be built");
                 return;
             }
         };
         match shared.mailer.send(mail).await {
             Ok(()) => {
                 Metrics::inc(&shared.metrics.mails_sent_total);
-                debug!(mailbox = %mailbox.id, "notification mail sent");
+                debug!(id = stored.id.0, mailbox = %mailbox.id, "notification mail sent");
             }
             Err(e) => {
                 Metrics::inc(&shared.metrics.mail_failures_total);
-                warn!(mailbox = %mailbox.id, error = %e, "notification mail failed; message kept in the mailbox");
+                warn!(id = stored.id.0, error = %e, "notification mail failed; message kept in the mailbox");
             }
         }
     });

@@ -16,6 +16,7 @@ import email.policy
 import json
 import os
 import random
+import shlex
 import signal
 import socket
 import sqlite3
@@ -32,7 +33,10 @@ import sipkit
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "fixtures" / "audio"
-CODA_BIN = Path(os.environ.get("CODA_BIN", str(REPO / "target" / "release" / "coda")))
+# CODA_BIN may be a command line (e.g. "venv/bin/python tests/interop/mock_coda.py",
+# the harness self-test); by default the release binary.
+CODA_CMD = shlex.split(os.environ.get("CODA_BIN", str(REPO / "target" / "release" / "coda")))
+CODA_BIN = Path(CODA_CMD[0])
 MAILBOX = "77513"
 MAILBOX_EMAIL = "alice@example.test"
 
@@ -179,11 +183,11 @@ class Coda:
         env.setdefault("RUST_BACKTRACE", "1")
         with open(self.stderr_path, "ab") as err:
             self.proc = subprocess.Popen(
-                [str(CODA_BIN), "serve", "--config", str(self.config_path)],
+                CODA_CMD + ["serve", "--config", str(self.config_path)],
                 stdin=subprocess.DEVNULL,
                 stdout=err,
                 stderr=err,
-                cwd=self.workdir,
+                cwd=REPO if len(CODA_CMD) > 1 else self.workdir,
                 env=env,
             )
         self.wait_ready(timeout)
@@ -294,7 +298,7 @@ def audio_path(coda: Coda, row: dict[str, Any]) -> Path:
 
 
 def add_mailbox(data_dir: Path, ext: str, email_addr: str, name: str | None = None) -> None:
-    cmd = [str(CODA_BIN), "mailbox", "add", ext, "--email", email_addr, "--data-dir", str(data_dir)]
+    cmd = CODA_CMD + ["mailbox", "add", ext, "--email", email_addr, "--data-dir", str(data_dir)]
     if name:
         cmd += ["--name", name]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
@@ -309,7 +313,9 @@ def default_config(workdir: Path, **sections: dict[str, Any]) -> dict[str, Any]:
         "storage": {"data_dir": str(workdir / "data")},
         "admin": {"listen": f"127.0.0.1:{free_port(udp=False)}"},
         "limits": {"max_calls": 50},
-        "voicemail": {"max_message_secs": 120, "min_message_secs": 1, "silence_secs": 10, "max_messages": 100},
+        # silence_secs is high so that peers which wait out the greeting in silence
+        # (LEAD_S in common.py) are never cut off, whatever the greeting length.
+        "voicemail": {"max_message_secs": 120, "min_message_secs": 1, "silence_secs": 30, "max_messages": 100},
         "mail": {"from": "Voicemail <voicemail@localhost>", "transport": "file"},
         "mailbox": [{"extension": MAILBOX, "email": MAILBOX_EMAIL, "name": "Alice"}],
     }
