@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "coda", version, about = "Voicemail, fax and secure media gateway")]
+#[command(
+    name = "coda",
+    version,
+    about = "Voicemail, fax and secure media gateway"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,

@@ -84,7 +84,7 @@ impl NumberingPlan {
         let digits_only = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
         if let Some(rest) = s.strip_prefix('+') {
             if digits_only(rest) {
-                return self.from_e164(format!("+{rest}"));
+                return self.classify_e164(format!("+{rest}"));
             }
             return Caller::Other(raw.to_owned());
         }
@@ -100,14 +100,14 @@ impl NumberingPlan {
         if !self.international_prefix.is_empty() {
             if let Some(rest) = s.strip_prefix(&self.international_prefix) {
                 if !rest.is_empty() {
-                    return self.from_e164(format!("+{rest}"));
+                    return self.classify_e164(format!("+{rest}"));
                 }
             }
         }
         if !self.trunk_prefix.is_empty() {
             if let Some(rest) = s.strip_prefix(&self.trunk_prefix) {
                 if !rest.is_empty() {
-                    return self.from_e164(format!("+{}{rest}", self.country_code));
+                    return self.classify_e164(format!("+{}{rest}", self.country_code));
                 }
             }
         }
@@ -116,7 +116,10 @@ impl NumberingPlan {
 
     /// E.164 of an internal extension, if a range covers it.
     pub fn extension_e164(&self, ext: &str) -> Option<String> {
-        let r = self.ranges.iter().find(|r| ext.starts_with(&r.starts_with))?;
+        let r = self
+            .ranges
+            .iter()
+            .find(|r| ext.starts_with(&r.starts_with))?;
         Some(format!(
             "+{}{}{}{}",
             self.country_code, self.area_code, r.local_prefix, ext
@@ -124,7 +127,7 @@ impl NumberingPlan {
     }
 
     /// An E.164 number that falls in one of our ranges is recognised as the extension.
-    fn from_e164(&self, e164: String) -> Caller {
+    fn classify_e164(&self, e164: String) -> Caller {
         let local = format!("+{}{}", self.country_code, self.area_code);
         if let Some(sub) = e164.strip_prefix(&local) {
             for r in &self.ranges {

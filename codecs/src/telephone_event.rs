@@ -81,7 +81,12 @@ mod tests {
 
     #[test]
     fn rfc4733_2_3_round_trip_with_end_bit() {
-        let ev = TelephoneEvent { event: 11, end: true, volume: 10, duration: 1280 };
+        let ev = TelephoneEvent {
+            event: 11,
+            end: true,
+            volume: 10,
+            duration: 1280,
+        };
         let bytes = ev.write();
         assert_eq!(bytes, [11, 0x8a, 0x05, 0x00]);
         assert_eq!(TelephoneEvent::parse(&bytes), Some(ev));
@@ -90,7 +95,14 @@ mod tests {
 
     #[test]
     fn rfc4733_3_2_event_codes() {
-        for (c, e) in [('0', 0), ('9', 9), ('*', 10), ('#', 11), ('A', 12), ('D', 15)] {
+        for (c, e) in [
+            ('0', 0),
+            ('9', 9),
+            ('*', 10),
+            ('#', 11),
+            ('A', 12),
+            ('D', 15),
+        ] {
             assert_eq!(digit_to_event(c), Some(e));
             assert_eq!(event_to_digit(e), Some(c));
         }

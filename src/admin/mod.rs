@@ -31,17 +31,72 @@ impl Metrics {
     /// Prometheus exposition text.
     pub fn render(&self) -> String {
         let rows: [(&str, &str, &str, &AtomicU64); 11] = [
-            ("coda_active_calls", "gauge", "Calls in progress.", &self.active_calls),
-            ("coda_calls_total", "counter", "Calls answered.", &self.calls_total),
-            ("coda_calls_rejected_total", "counter", "INVITEs refused (4xx/5xx).", &self.calls_rejected_total),
-            ("coda_messages_saved_total", "counter", "Voicemails stored.", &self.messages_saved_total),
-            ("coda_messages_discarded_total", "counter", "Recordings too short to keep.", &self.messages_discarded_total),
-            ("coda_mails_sent_total", "counter", "Notification mails handed to the transport.", &self.mails_sent_total),
-            ("coda_mail_failures_total", "counter", "Mails the transport refused.", &self.mail_failures_total),
-            ("coda_sip_malformed_total", "counter", "SIP datagrams or messages that did not parse.", &self.sip_malformed_total),
-            ("coda_rtp_packets_in_total", "counter", "RTP packets received from the negotiated peer.", &self.rtp_packets_in_total),
-            ("coda_rtp_packets_out_total", "counter", "RTP packets sent.", &self.rtp_packets_out_total),
-            ("coda_rtp_foreign_total", "counter", "RTP packets dropped: wrong source or not RTP.", &self.rtp_foreign_total),
+            (
+                "coda_active_calls",
+                "gauge",
+                "Calls in progress.",
+                &self.active_calls,
+            ),
+            (
+                "coda_calls_total",
+                "counter",
+                "Calls answered.",
+                &self.calls_total,
+            ),
+            (
+                "coda_calls_rejected_total",
+                "counter",
+                "INVITEs refused (4xx/5xx).",
+                &self.calls_rejected_total,
+            ),
+            (
+                "coda_messages_saved_total",
+                "counter",
+                "Voicemails stored.",
+                &self.messages_saved_total,
+            ),
+            (
+                "coda_messages_discarded_total",
+                "counter",
+                "Recordings too short to keep.",
+                &self.messages_discarded_total,
+            ),
+            (
+                "coda_mails_sent_total",
+                "counter",
+                "Notification mails handed to the transport.",
+                &self.mails_sent_total,
+            ),
+            (
+                "coda_mail_failures_total",
+                "counter",
+                "Mails the transport refused.",
+                &self.mail_failures_total,
+            ),
+            (
+                "coda_sip_malformed_total",
+                "counter",
+                "SIP datagrams or messages that did not parse.",
+                &self.sip_malformed_total,
+            ),
+            (
+                "coda_rtp_packets_in_total",
+                "counter",
+                "RTP packets received from the negotiated peer.",
+                &self.rtp_packets_in_total,
+            ),
+            (
+                "coda_rtp_packets_out_total",
+                "counter",
+                "RTP packets sent.",
+                &self.rtp_packets_out_total,
+            ),
+            (
+                "coda_rtp_foreign_total",
+                "counter",
+                "RTP packets dropped: wrong source or not RTP.",
+                &self.rtp_foreign_total,
+            ),
         ];
         let mut out = String::new();
         for (name, kind, help, v) in rows {
@@ -85,13 +140,15 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
             let path = head.split_whitespace().nth(1).unwrap_or("");
             let (status, ctype, body) = match (head.split_whitespace().next(), path) {
                 (Some("GET"), "/health") => ("200 OK", "text/plain", "ok\n".to_string()),
-                (Some("GET"), "/metrics") => (
-                    "200 OK",
-                    "text/plain; version=0.0.4",
-                    metrics.render(),
-                ),
+                (Some("GET"), "/metrics") => {
+                    ("200 OK", "text/plain; version=0.0.4", metrics.render())
+                }
                 (Some("GET"), _) => ("404 Not Found", "text/plain", "not found\n".into()),
-                _ => ("405 Method Not Allowed", "text/plain", "method not allowed\n".into()),
+                _ => (
+                    "405 Method Not Allowed",
+                    "text/plain",
+                    "method not allowed\n".into(),
+                ),
             };
             let resp = format!(
                 "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",

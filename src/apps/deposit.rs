@@ -370,8 +370,14 @@ mod tests {
     impl FakePrompts {
         fn new() -> Self {
             let ids = [
-                "vm-person-at-extension", "vm-is-unavailable", "vm-is-busy", "vm-leave-message",
-                "vm-mailbox-full", "vm-saved", "vm-goodbye", "vm-not-available-try-later",
+                "vm-person-at-extension",
+                "vm-is-unavailable",
+                "vm-is-busy",
+                "vm-leave-message",
+                "vm-mailbox-full",
+                "vm-saved",
+                "vm-goodbye",
+                "vm-not-available-try-later",
             ];
             let mut m = HashMap::new();
             for (i, id) in ids.iter().enumerate() {
@@ -431,7 +437,11 @@ mod tests {
     #[test]
     fn default_greeting_says_extension_digits_then_unavailable() {
         let p = FakePrompts::new();
-        let mut d = Deposit::new(DepositConfig::default(), &setup(DiversionReason::NoAnswer), &p);
+        let mut d = Deposit::new(
+            DepositConfig::default(),
+            &setup(DiversionReason::NoAnswer),
+            &p,
+        );
         let mut now = Instant::now();
         let heard = run_greeting(&mut d, &mut now);
         let want_start = [
@@ -455,7 +465,10 @@ mod tests {
         let mut d = Deposit::new(DepositConfig::default(), &s, &p);
         let mut now = Instant::now();
         let heard = run_greeting(&mut d, &mut now);
-        assert_eq!(&heard[..3], &[7777, p.value("vm-is-busy"), p.value("vm-leave-message")]);
+        assert_eq!(
+            &heard[..3],
+            &[7777, p.value("vm-is-busy"), p.value("vm-leave-message")]
+        );
     }
 
     #[test]
@@ -474,7 +487,11 @@ mod tests {
     #[test]
     fn hash_stops_recording_and_saved_is_said_only_after_durable_save() {
         let p = FakePrompts::new();
-        let mut d = Deposit::new(DepositConfig::default(), &setup(DiversionReason::NoAnswer), &p);
+        let mut d = Deposit::new(
+            DepositConfig::default(),
+            &setup(DiversionReason::NoAnswer),
+            &p,
+        );
         let mut now = Instant::now();
         run_greeting(&mut d, &mut now);
         for _ in 0..150 {
@@ -501,7 +518,11 @@ mod tests {
     #[test]
     fn hash_during_greeting_skips_to_beep() {
         let p = FakePrompts::new();
-        let mut d = Deposit::new(DepositConfig::default(), &setup(DiversionReason::NoAnswer), &p);
+        let mut d = Deposit::new(
+            DepositConfig::default(),
+            &setup(DiversionReason::NoAnswer),
+            &p,
+        );
         let now = Instant::now();
         d.poll_audio(now);
         d.handle_dtmf(now, '#');
@@ -512,11 +533,18 @@ mod tests {
     fn star_goes_to_login_only_when_configured() {
         let p = FakePrompts::new();
         let now = Instant::now();
-        let mut d = Deposit::new(DepositConfig::default(), &setup(DiversionReason::NoAnswer), &p);
+        let mut d = Deposit::new(
+            DepositConfig::default(),
+            &setup(DiversionReason::NoAnswer),
+            &p,
+        );
         d.handle_dtmf(now, '*');
         assert_eq!(d.poll_event(), None);
         assert_eq!(d.phase(), Phase::Greeting);
-        let cfg = DepositConfig { star_to_login: true, ..Default::default() };
+        let cfg = DepositConfig {
+            star_to_login: true,
+            ..Default::default()
+        };
         let mut d = Deposit::new(cfg, &setup(DiversionReason::NoAnswer), &p);
         d.handle_dtmf(now, '*');
         assert_eq!(d.poll_event(), Some(Event::Login));
@@ -525,7 +553,10 @@ mod tests {
     #[test]
     fn silence_ends_recording_and_tail_is_trimmed() {
         let p = FakePrompts::new();
-        let cfg = DepositConfig { silence: Duration::from_secs(3), ..Default::default() };
+        let cfg = DepositConfig {
+            silence: Duration::from_secs(3),
+            ..Default::default()
+        };
         let mut d = Deposit::new(cfg, &setup(DiversionReason::NoAnswer), &p);
         let mut now = Instant::now();
         run_greeting(&mut d, &mut now);
@@ -542,7 +573,9 @@ mod tests {
                 break;
             }
         }
-        let Some(Event::Save { audio, cause }) = ev else { panic!("no save") };
+        let Some(Event::Save { audio, cause }) = ev else {
+            panic!("no save")
+        };
         assert_eq!(cause, StopCause::Silence);
         assert_eq!(audio.len(), 100 * FRAME + KEEP_TAIL);
     }
@@ -550,21 +583,33 @@ mod tests {
     #[test]
     fn caller_sending_no_audio_is_discarded_by_timer() {
         let p = FakePrompts::new();
-        let cfg = DepositConfig { silence: Duration::from_secs(5), ..Default::default() };
+        let cfg = DepositConfig {
+            silence: Duration::from_secs(5),
+            ..Default::default()
+        };
         let mut d = Deposit::new(cfg, &setup(DiversionReason::NoAnswer), &p);
         let mut now = Instant::now();
         run_greeting(&mut d, &mut now);
         let t = d.poll_timeout().unwrap();
         assert_eq!(t, now - T + Duration::from_secs(5));
         d.handle_timeout(t);
-        assert_eq!(d.poll_event(), Some(Event::Discarded { cause: StopCause::Silence }));
+        assert_eq!(
+            d.poll_event(),
+            Some(Event::Discarded {
+                cause: StopCause::Silence
+            })
+        );
         assert_eq!(d.phase(), Phase::Closing);
     }
 
     #[test]
     fn short_message_is_discarded_on_hangup() {
         let p = FakePrompts::new();
-        let mut d = Deposit::new(DepositConfig::default(), &setup(DiversionReason::NoAnswer), &p);
+        let mut d = Deposit::new(
+            DepositConfig::default(),
+            &setup(DiversionReason::NoAnswer),
+            &p,
+        );
         let mut now = Instant::now();
         run_greeting(&mut d, &mut now);
         for _ in 0..30 {
@@ -572,14 +617,23 @@ mod tests {
             now += T;
         }
         d.handle_hangup(now);
-        assert_eq!(d.poll_event(), Some(Event::Discarded { cause: StopCause::Hangup }));
+        assert_eq!(
+            d.poll_event(),
+            Some(Event::Discarded {
+                cause: StopCause::Hangup
+            })
+        );
         assert!(d.is_done());
     }
 
     #[test]
     fn hangup_while_recording_saves_without_prompt() {
         let p = FakePrompts::new();
-        let mut d = Deposit::new(DepositConfig::default(), &setup(DiversionReason::NoAnswer), &p);
+        let mut d = Deposit::new(
+            DepositConfig::default(),
+            &setup(DiversionReason::NoAnswer),
+            &p,
+        );
         let mut now = Instant::now();
         run_greeting(&mut d, &mut now);
         for _ in 0..100 {
@@ -587,7 +641,13 @@ mod tests {
             now += T;
         }
         d.handle_hangup(now);
-        assert!(matches!(d.poll_event(), Some(Event::Save { cause: StopCause::Hangup, .. })));
+        assert!(matches!(
+            d.poll_event(),
+            Some(Event::Save {
+                cause: StopCause::Hangup,
+                ..
+            })
+        ));
         d.handle_saved(now, true);
         assert!(d.is_done());
         assert_eq!(d.poll_event(), None);
@@ -596,7 +656,10 @@ mod tests {
     #[test]
     fn max_length_cuts_exactly() {
         let p = FakePrompts::new();
-        let cfg = DepositConfig { max_message: Duration::from_secs(2), ..Default::default() };
+        let cfg = DepositConfig {
+            max_message: Duration::from_secs(2),
+            ..Default::default()
+        };
         let mut d = Deposit::new(cfg, &setup(DiversionReason::NoAnswer), &p);
         let mut now = Instant::now();
         run_greeting(&mut d, &mut now);
@@ -604,7 +667,9 @@ mod tests {
             d.handle_audio(now, &voice());
             now += T;
         }
-        let Some(Event::Save { audio, cause }) = d.poll_event() else { panic!() };
+        let Some(Event::Save { audio, cause }) = d.poll_event() else {
+            panic!()
+        };
         assert_eq!(cause, StopCause::MaxLength);
         assert_eq!(audio.len(), 16000);
     }
@@ -627,7 +692,11 @@ mod tests {
     #[test]
     fn hangup_during_greeting_ends_without_events() {
         let p = FakePrompts::new();
-        let mut d = Deposit::new(DepositConfig::default(), &setup(DiversionReason::NoAnswer), &p);
+        let mut d = Deposit::new(
+            DepositConfig::default(),
+            &setup(DiversionReason::NoAnswer),
+            &p,
+        );
         let now = Instant::now();
         d.poll_audio(now);
         d.handle_hangup(now);

@@ -16,7 +16,10 @@ use crate::admin::Metrics;
 use crate::apps::deposit::{Deposit, Event};
 use crate::apps::FRAME;
 use crate::media::dtmf_detect::DtmfDetector;
-use crate::rtp::{DtmfReceiver, Frame, JitterBuffer, JitterConfig, Pacer, RtpPacket, RtpSender, SenderConfig, SeqNo, Ssrc};
+use crate::rtp::{
+    DtmfReceiver, Frame, JitterBuffer, JitterConfig, Pacer, RtpPacket, RtpSender, SenderConfig,
+    SeqNo, Ssrc,
+};
 use crate::store::{Mailbox, NewMessage};
 
 use super::Shared;
@@ -73,7 +76,8 @@ pub async fn run(
     let metrics: &Metrics = &shared.metrics;
     let start = Instant::now();
     let mut pacer = Pacer::new_20ms(start);
-    let mut sender_cfg = SenderConfig::new(Ssrc(rand::random()), SeqNo(rand::random()), rand::random());
+    let mut sender_cfg =
+        SenderConfig::new(Ssrc(rand::random()), SeqNo(rand::random()), rand::random());
     sender_cfg.payload_type = pt;
     sender_cfg.event_payload_type = te_pt;
     let mut sender = RtpSender::new(sender_cfg);
@@ -96,7 +100,10 @@ pub async fn run(
             match ev {
                 Event::Save { audio, cause } => {
                     debug!(call_id, ?cause, samples = audio.len(), "saving message");
-                    let msg = NewMessage { audio, ..message.clone() };
+                    let msg = NewMessage {
+                        audio,
+                        ..message.clone()
+                    };
                     let shared2 = shared.clone();
                     let mb = mailbox.clone();
                     let tx = saved_tx.clone();
@@ -114,13 +121,21 @@ pub async fn run(
                     info!(call_id, "login requested from deposit; not available");
                     if !bye_sent && !hung_up {
                         bye_sent = true;
-                        let _ = report.send(CallReport::Bye { call_id: call_id.clone() }).await;
+                        let _ = report
+                            .send(CallReport::Bye {
+                                call_id: call_id.clone(),
+                            })
+                            .await;
                     }
                 }
                 Event::Hangup => {
                     if !bye_sent && !hung_up {
                         bye_sent = true;
-                        let _ = report.send(CallReport::Bye { call_id: call_id.clone() }).await;
+                        let _ = report
+                            .send(CallReport::Bye {
+                                call_id: call_id.clone(),
+                            })
+                            .await;
                     }
                 }
             }
@@ -200,19 +215,35 @@ pub async fn run(
         }
 
         let now = Instant::now();
-        drain_jitter(&mut jitter, now, false, law, &mut pcm, &mut inband, &mut deposit);
+        drain_jitter(
+            &mut jitter,
+            now,
+            false,
+            law,
+            &mut pcm,
+            &mut inband,
+            &mut deposit,
+        );
         if let Some(t) = deposit.poll_timeout() {
             if now >= t {
                 deposit.handle_timeout(now);
             }
         }
         if !hung_up && now >= last_rx + media_timeout {
-            warn!(call_id, "no RTP for {}s, ending call", media_timeout.as_secs());
+            warn!(
+                call_id,
+                "no RTP for {}s, ending call",
+                media_timeout.as_secs()
+            );
             deposit.handle_hangup(now);
             hung_up = true;
             if !bye_sent {
                 bye_sent = true;
-                let _ = report.send(CallReport::Bye { call_id: call_id.clone() }).await;
+                let _ = report
+                    .send(CallReport::Bye {
+                        call_id: call_id.clone(),
+                    })
+                    .await;
             }
         }
         while pacer.is_due(now) && !hung_up {

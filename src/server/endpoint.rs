@@ -136,7 +136,6 @@ async fn tcp_connection(stream: TcpStream, from: SocketAddr, tx: mpsc::Sender<In
 /// A confirmed or early dialog where coda is the UAS.
 struct Dialog {
     local_tag: String,
-    remote_tag: String,
     /// The INVITE's From (our To in requests we send).
     remote_party: String,
     /// The INVITE's To with our tag (our From in requests we send).
@@ -146,7 +145,6 @@ struct Dialog {
     peer: SocketAddr,
     transport: Transport,
     next_cseq: u32,
-    invite_branch: String,
     ctl: mpsc::Sender<CallCtl>,
     /// 200 OK still being retransmitted until ACK (RFC 3261 §13.3.1.4).
     pending_2xx: Option<Retransmit>,
@@ -154,6 +152,23 @@ struct Dialog {
     local_sdp: Vec<u8>,
     sdp_version: u64,
     sdp_session: u64,
+    /// A call whose INVITE had no SDP: coda offered in the 200, media waits for the ACK.
+    pending: Option<PendingCall>,
+}
+
+/// What a call task needs besides the negotiated media.
+struct CallParts {
+    call_id: String,
+    socket: UdpSocket,
+    mailbox: crate::store::Mailbox,
+    message: NewMessage,
+    deposit: Deposit,
+    ctl_rx: mpsc::Receiver<CallCtl>,
+}
+
+struct PendingCall {
+    parts: CallParts,
+    offer: SessionDescription,
 }
 
 /// A message retransmitted on a T1-doubling schedule capped at T2.
@@ -211,7 +226,9 @@ impl Endpoint {
     pub async fn run(mut self, mut rx: mpsc::Receiver<Input>, mut stop: watch::Receiver<bool>) {
         let mut reports = self.report_rx.take().expect("taken once at start");
         loop {
-            let wake = self.next_timer().unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+            let wake = self
+                .next_timer()
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
             tokio::select! {
                 Some(Input::Packet { bytes, from, transport }) = rx.recv() => {
                     self.on_packet(&bytes, from, transport).await
@@ -329,7 +346,13 @@ impl Endpoint {
         }
     }
 
-    async fn respond(&mut self, req: &Request, resp: Response, from: SocketAddr, transport: &Transport) {
+    async fn respond(
+        &mut self,
+        req: &Request,
+        resp: Response,
+        from: SocketAddr,
+        transport: &Transport,
+    ) {
         let bytes = resp.to_bytes();
         if let Ok(via) = req.headers.top_via() {
             if let Some(b) = via.branch() {
@@ -347,7 +370,8 @@ impl Endpoint {
 
     fn base_response(&self, req: &Request, status: u16) -> Response {
         let mut r = Response::for_request(req, status, "");
-        r.headers.push("Server", self.shared.cfg.sip.server_name.clone());
+        r.headers
+            .push("Server", self.shared.cfg.sip.server_name.clone());
         r
     }
 
@@ -355,12 +379,17 @@ impl Endpoint {
         if req.method == Method::Invite {
             Metrics::inc(&self.shared.metrics.calls_rejected_total);
         }
-        let mut r = self.base_response(req, status).with_to_tag(&random_token(8));
+        let mut r = self
+            .base_response(req, status)
+            .with_to_tag(&random_token(8));
         if status == 405 || status == 501 {
             r.headers.push("Allow", ALLOW);
         }
         if status == 503 {
-            r.headers.push("Retry-After", self.shared.cfg.limits.retry_after_secs.to_string());
+            r.headers.push(
+                "Retry-After",
+                self.shared.cfg.limits.retry_after_secs.to_string(),
+            );
         }
         self.respond(req, r, from, t).await;
     }
@@ -388,12 +417,20 @@ impl Endpoint {
                 }
             }
         }
-        let call_id = req.headers.call_id().map(|c| c.as_str().to_owned()).unwrap_or_default();
+        let call_id = req
+            .headers
+            .call_id()
+            .map(|c| c.as_str().to_owned())
+            .unwrap_or_default();
         match req.method {
             Method::Invite => {
                 if let Some(d) = self.dialogs.get_mut(&call_id) {
                     // Re-INVITE within the dialog: keep the media as it is and re-offer our SDP.
-                    let to_tag = req.headers.to().ok().and_then(|t| t.tag().map(str::to_owned));
+                    let to_tag = req
+                        .headers
+                        .to()
+                        .ok()
+                        .and_then(|t| t.tag().map(str::to_owned));
                     if to_tag.as_deref() == Some(d.local_tag.as_str()) {
                         d.sdp_version += 1;
                         let body = bump_sdp_version(&d.local_sdp, d.sdp_session, d.sdp_version);
@@ -409,8 +446,24 @@ impl Endpoint {
                 self.on_invite(req, call_id, from, transport).await;
             }
             Method::Ack => {
-                if let Some(d) = self.dialogs.get_mut(&call_id) {
-                    d.pending_2xx = None;
+                let pending = match self.dialogs.get_mut(&call_id) {
+                    Some(d) => {
+                        d.pending_2xx = None;
+                        d.pending.take()
+                    }
+                    None => None,
+                };
+                if let Some(p) = pending {
+                    let neg = SessionDescription::parse(&req.body)
+                        .ok()
+                        .and_then(|answer| sdp::accept_answer(&p.offer, &answer).ok());
+                    match neg {
+                        Some(neg) => self.start_call(p.parts, neg),
+                        None => {
+                            debug!(call_id, "ACK without an acceptable answer; ending the call");
+                            self.send_bye(&call_id).await;
+                        }
+                    }
                 }
             }
             Method::Bye => {
@@ -425,7 +478,11 @@ impl Endpoint {
             Method::Cancel => {
                 // RFC 3261 §9.2: coda answers INVITEs at once, so a CANCEL that matches finds a
                 // transaction with a final response already sent and has no effect; 200 anyway.
-                let branch = req.headers.top_via().ok().and_then(|v| v.branch().map(str::to_owned));
+                let branch = req
+                    .headers
+                    .top_via()
+                    .ok()
+                    .and_then(|v| v.branch().map(str::to_owned));
                 let matched = branch
                     .map(|b| self.server_tx.contains_key(&(b, "INVITE")))
                     .unwrap_or(false);
@@ -443,8 +500,15 @@ impl Endpoint {
                 let r = self.base_response(&req, 200);
                 self.respond(&req, r, from, &transport).await;
             }
-            Method::Register | Method::Subscribe | Method::Publish | Method::Message | Method::Refer
-            | Method::Notify | Method::Prack | Method::Info | Method::Update => {
+            Method::Register
+            | Method::Subscribe
+            | Method::Publish
+            | Method::Message
+            | Method::Refer
+            | Method::Notify
+            | Method::Prack
+            | Method::Info
+            | Method::Update => {
                 self.reject(&req, 405, from, &transport).await;
             }
             Method::Other(_) => self.reject(&req, 501, from, &transport).await,
@@ -463,7 +527,13 @@ impl Endpoint {
         }
     }
 
-    async fn on_invite(&mut self, req: Request, call_id: String, from: SocketAddr, transport: Transport) {
+    async fn on_invite(
+        &mut self,
+        req: Request,
+        call_id: String,
+        from: SocketAddr,
+        transport: Transport,
+    ) {
         if self.stopping {
             return self.reject(&req, 503, from, &transport).await;
         }
@@ -498,11 +568,6 @@ impl Endpoint {
 
         // Offer/answer. No SDP in the INVITE would need the offer in the 200 and the answer in
         // the ACK; coda requires an offer for now and says so with 488.
-        let offer = match SessionDescription::parse(&req.body) {
-            Ok(o) if !req.body.is_empty() => o,
-            Ok(_) => return self.reject(&req, 488, from, &transport).await,
-            Err(_) => return self.reject(&req, 400, from, &transport).await,
-        };
         let Some((socket, port)) = self.bind_rtp().await else {
             warn!("no free RTP port");
             return self.reject(&req, 503, from, &transport).await;
@@ -512,16 +577,26 @@ impl Endpoint {
             ..LocalMedia::new(self.shared.cfg.media_address(), port)
         };
         let session_id = u64::from(rand::random::<u32>());
-        let (answer, neg) = match sdp::answer(&offer, &local, session_id, 1) {
-            Ok(v) => v,
-            Err(e) => {
-                debug!(error = %e, "offer refused");
-                return self.reject(&req, e.status_code(), from, &transport).await;
+        // RFC 3264 §4 / RFC 3261 §13.2.1: an INVITE without a body gets coda's offer in the
+        // 200; the answer comes in the ACK and the media starts then.
+        let (local_sdp, neg, our_offer) = if req.body.is_empty() {
+            let offer = sdp::offer(&local, session_id, 1);
+            (offer.clone(), None, Some(offer))
+        } else {
+            let offer = match SessionDescription::parse(&req.body) {
+                Ok(o) => o,
+                Err(e) => {
+                    debug!(error = %e, "unparseable SDP offer");
+                    return self.reject(&req, 400, from, &transport).await;
+                }
+            };
+            match sdp::answer(&offer, &local, session_id, 1) {
+                Ok((answer, neg)) => (answer, Some(neg), None),
+                Err(e) => {
+                    debug!(error = %e, "offer refused");
+                    return self.reject(&req, e.status_code(), from, &transport).await;
+                }
             }
-        };
-        let law = match neg.codec {
-            Codec::Pcmu => codecs::Law::Ulaw,
-            Codec::Pcma => codecs::Law::Alaw,
         };
 
         // Who called, normalised.
@@ -566,7 +641,7 @@ impl Endpoint {
 
         // Answer.
         let local_tag = random_token(10);
-        let answer_bytes = answer.to_bytes();
+        let answer_bytes = local_sdp.to_bytes();
         let mut ok = self.base_response(&req, 200).with_to_tag(&local_tag);
         ok.headers.push("Contact", self.contact(&transport));
         ok.headers.push("Allow", ALLOW);
@@ -578,7 +653,6 @@ impl Endpoint {
         let (ctl_tx, ctl_rx) = mpsc::channel(8);
         let remote_party = req.headers.get("From").unwrap_or_default().to_owned();
         let local_party = ok.headers.get("To").unwrap_or_default().to_owned();
-        let remote_tag = req.headers.from().ok().and_then(|f| f.tag().map(str::to_owned)).unwrap_or_default();
         let remote_target = req
             .headers
             .contacts()
@@ -593,18 +667,11 @@ impl Endpoint {
             .map(str::to_owned)
             .collect();
         let ok_bytes = ok.to_bytes();
-        let invite_branch = req
-            .headers
-            .top_via()
-            .ok()
-            .and_then(|v| v.branch().map(str::to_owned))
-            .unwrap_or_default();
         let now = Instant::now();
         self.dialogs.insert(
             call_id.clone(),
             Dialog {
                 local_tag,
-                remote_tag,
                 remote_party,
                 local_party,
                 remote_target,
@@ -612,7 +679,6 @@ impl Endpoint {
                 peer: from,
                 transport: transport.clone(),
                 next_cseq: 1,
-                invite_branch,
                 ctl: ctl_tx,
                 pending_2xx: Some(Retransmit {
                     bytes: ok_bytes,
@@ -623,27 +689,56 @@ impl Endpoint {
                 local_sdp: answer_bytes,
                 sdp_version: 1,
                 sdp_session: session_id,
+                pending: None,
             },
         );
-        let _ = (&self.dialogs[&call_id].remote_tag, &self.dialogs[&call_id].invite_branch);
         self.respond(&req, ok, from, &transport).await;
         Metrics::inc(&self.shared.metrics.calls_total);
-        self.shared.metrics.active_calls.fetch_add(1, Ordering::Relaxed);
-        info!(call_id, reason = reason.as_str(), codec = ?neg.codec, "call answered for deposit");
         debug!(call_id, mailbox = %mailbox.id, "deposit mailbox");
-        let setup = CallSetup {
+        let parts = CallParts {
             call_id: call_id.clone(),
             socket,
+            mailbox,
+            message,
+            deposit,
+            ctl_rx,
+        };
+        match (neg, our_offer) {
+            (Some(neg), _) => self.start_call(parts, neg),
+            (None, Some(offer)) => {
+                if let Some(d) = self.dialogs.get_mut(&call_id) {
+                    d.pending = Some(PendingCall { parts, offer });
+                }
+            }
+            (None, None) => {}
+        }
+    }
+
+    /// Starts the media task of an answered call.
+    fn start_call(&mut self, parts: CallParts, neg: sdp::Negotiated) {
+        let law = match neg.codec {
+            Codec::Pcmu => codecs::Law::Ulaw,
+            Codec::Pcma => codecs::Law::Alaw,
+        };
+        info!(call_id = parts.call_id, codec = ?neg.codec, "deposit call started");
+        self.shared
+            .metrics
+            .active_calls
+            .fetch_add(1, Ordering::Relaxed);
+        let setup = CallSetup {
+            call_id: parts.call_id,
+            socket: parts.socket,
             remote: neg.remote_addr,
             law,
             pt: neg.pt,
             te_pt: neg.telephone_event_pt,
-            mailbox,
-            message,
-            deposit,
+            mailbox: parts.mailbox,
+            message: parts.message,
+            deposit: parts.deposit,
         };
         let shared = self.shared.clone();
         let report = self.report_tx.clone();
+        let ctl_rx = parts.ctl_rx;
         tokio::spawn(async move {
             call::run(setup, shared.clone(), ctl_rx, report).await;
             shared.metrics.active_calls.fetch_sub(1, Ordering::Relaxed);
@@ -729,7 +824,11 @@ impl Endpoint {
         for _ in 0..span.min(2000) {
             let port = self.next_rtp_port;
             // RTP on even ports (RFC 3550 §11), RTCP would be port + 1.
-            self.next_rtp_port = if port >= max.saturating_sub(1) { min } else { port + 2 };
+            self.next_rtp_port = if port >= max.saturating_sub(1) {
+                min
+            } else {
+                port + 2
+            };
             if port % 2 == 1 {
                 continue;
             }
@@ -757,7 +856,10 @@ impl Endpoint {
         let (sent_by, transport_name) = (self.local_sent_by(), d.transport.name());
         let branch = format!("z9hG4bK{}", random_token(16));
         let mut bye = Request::new(Method::Bye, d.remote_target.clone());
-        bye.headers.push("Via", format!("SIP/2.0/{transport_name} {sent_by};branch={branch};rport"));
+        bye.headers.push(
+            "Via",
+            format!("SIP/2.0/{transport_name} {sent_by};branch={branch};rport"),
+        );
         bye.headers.push("Max-Forwards", "70");
         bye.headers.push("From", d.local_party.clone());
         bye.headers.push("To", d.remote_party.clone());
@@ -766,7 +868,8 @@ impl Endpoint {
         for r in &d.route_set {
             bye.headers.push("Route", r.clone());
         }
-        bye.headers.push("User-Agent", self.shared.cfg.sip.server_name.clone());
+        bye.headers
+            .push("User-Agent", self.shared.cfg.sip.server_name.clone());
         let bytes = bye.to_bytes();
         debug!(call_id, tag = %d.local_tag, "sending BYE");
         self.send(&bytes, d.peer, &d.transport).await;
@@ -791,7 +894,9 @@ impl Endpoint {
         let l = self.shared.cfg.sip.listen;
         match self.shared.cfg.sip.public_address {
             Some(ip) => SocketAddr::new(ip, l.port()),
-            None if l.ip().is_unspecified() => SocketAddr::new(IpAddr::from([127, 0, 0, 1]), l.port()),
+            None if l.ip().is_unspecified() => {
+                SocketAddr::new(IpAddr::from([127, 0, 0, 1]), l.port())
+            }
             None => l,
         }
     }
@@ -814,7 +919,9 @@ fn reason_from_diversion(r: &str) -> DiversionReason {
         "user-busy" | "busy" => DiversionReason::Busy,
         "no-answer" => DiversionReason::NoAnswer,
         "unavailable" | "out-of-service" | "unreachable" => DiversionReason::Unavailable,
-        "unconditional" | "follow-me" | "time-of-day" | "do-not-disturb" => DiversionReason::Unconditional,
+        "unconditional" | "follow-me" | "time-of-day" | "do-not-disturb" => {
+            DiversionReason::Unconditional
+        }
         _ => DiversionReason::Unknown,
     }
 }
@@ -849,7 +956,9 @@ fn random_token(n: usize) -> String {
     use rand::Rng;
     const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::thread_rng();
-    (0..n).map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char).collect()
+    (0..n)
+        .map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char)
+        .collect()
 }
 
 fn bump_sdp_version(sdp: &[u8], session: u64, version: u64) -> Vec<u8> {
@@ -859,7 +968,11 @@ fn bump_sdp_version(sdp: &[u8], session: u64, version: u64) -> Vec<u8> {
         if line.starts_with("o=") {
             let parts: Vec<&str> = line.trim_end().split(' ').collect();
             if parts.len() >= 6 {
-                out.push_str(&format!("{} {session} {version} {}\r\n", parts[0], parts[3..].join(" ")));
+                out.push_str(&format!(
+                    "{} {session} {version} {}\r\n",
+                    parts[0],
+                    parts[3..].join(" ")
+                ));
                 continue;
             }
         }
@@ -887,8 +1000,16 @@ fn bad_request_from_fragments(bytes: &[u8], why: &str) -> Option<Vec<u8>> {
         if l.is_empty() {
             break;
         }
-        let name = l.split(':').next().unwrap_or("").trim().to_ascii_lowercase();
-        if matches!(name.as_str(), "via" | "v" | "from" | "f" | "to" | "t" | "call-id" | "i" | "cseq") {
+        let name = l
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if matches!(
+            name.as_str(),
+            "via" | "v" | "from" | "f" | "to" | "t" | "call-id" | "i" | "cseq"
+        ) {
             keep.push(l);
         }
     }

@@ -88,7 +88,10 @@ fn load_prompts(cfg: &Config) -> Result<PromptSet, ServeError> {
 }
 
 /// Runs the service until `shutdown` resolves, then lets calls finish (bounded).
-pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()>) -> Result<(), ServeError> {
+pub async fn run(
+    cfg: Config,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), ServeError> {
     let data = cfg.storage.data_dir.clone();
     let store = Arc::new(Store::open(&data)?);
     for m in &cfg.mailboxes {
@@ -104,22 +107,30 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()>) -
     let metrics = Arc::new(Metrics::default());
 
     let sip_addr = cfg.sip.listen;
-    let udp = UdpSocket::bind(sip_addr).await.map_err(|source| ServeError::Bind {
-        what: "SIP/UDP",
-        addr: sip_addr,
-        source,
-    })?;
-    let tcp = TcpListener::bind(sip_addr).await.map_err(|source| ServeError::Bind {
-        what: "SIP/TCP",
-        addr: sip_addr,
-        source,
-    })?;
-    let admin = match cfg.admin.enabled.then_some(cfg.admin.listen) {
-        Some(addr) => Some(crate::admin::bind(addr).await.map_err(|source| ServeError::Bind {
-            what: "admin HTTP",
-            addr,
+    let udp = UdpSocket::bind(sip_addr)
+        .await
+        .map_err(|source| ServeError::Bind {
+            what: "SIP/UDP",
+            addr: sip_addr,
             source,
-        })?),
+        })?;
+    let tcp = TcpListener::bind(sip_addr)
+        .await
+        .map_err(|source| ServeError::Bind {
+            what: "SIP/TCP",
+            addr: sip_addr,
+            source,
+        })?;
+    let admin = match cfg.admin.enabled.then_some(cfg.admin.listen) {
+        Some(addr) => Some(
+            crate::admin::bind(addr)
+                .await
+                .map_err(|source| ServeError::Bind {
+                    what: "admin HTTP",
+                    addr,
+                    source,
+                })?,
+        ),
         None => None,
     };
 
@@ -149,7 +160,8 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()>) -
     let _ = stop_tx.send(true);
     // Calls are told to finish (their messages are saved); wait for them, bounded.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while metrics.active_calls.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < deadline {
+    while metrics.active_calls.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < deadline
+    {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     ep_task.abort();
@@ -157,10 +169,14 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()>) -
 }
 
 /// Stores a message durably, then mails it in the background. `true` once the message is safe.
-pub(crate) async fn save_and_notify(shared: Arc<Shared>, mailbox: Mailbox, msg: NewMessage) -> bool {
+pub(crate) async fn save_and_notify(
+    shared: Arc<Shared>,
+    mailbox: Mailbox,
+    msg: NewMessage,
+) -> bool {
     let store = shared.store.clone();
-    let saved = tokio::task::spawn_blocking(move || store.save_message(&msg).map(|s| (s, msg.audio)))
-        .await;
+    let saved =
+        tokio::task::spawn_blocking(move || store.save_message(&msg).map(|s| (s, msg.audio))).await;
     let (stored, audio) = match saved {
         Ok(Ok(v)) => v,
         Ok(Err(e)) => {
@@ -174,7 +190,11 @@ pub(crate) async fn save_and_notify(shared: Arc<Shared>, mailbox: Mailbox, msg: 
         }
     };
     Metrics::inc(&shared.metrics.messages_saved_total);
-    info!(id = stored.id.0, duration_ms = stored.duration_ms, "message saved");
+    info!(
+        id = stored.id.0,
+        duration_ms = stored.duration_ms,
+        "message saved"
+    );
     debug!(id = stored.id.0, mailbox = %mailbox.id, "message saved in mailbox");
     tokio::spawn(async move {
         let mail = match voicemail_mail(&shared.cfg.mail, &mailbox, &stored, &audio) {

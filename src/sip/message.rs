@@ -200,9 +200,12 @@ fn write_headers_and_body(out: &mut Vec<u8>, headers: &Headers, body: &[u8]) {
         if same_header(n, "Content-Length") {
             continue;
         }
-        out.extend_from_slice(n.as_bytes());
+        // A CR or LF smuggled into a hand-built header would split it into two lines (header
+        // injection); write it as a space instead.
+        let clean = |b: u8| if b == b'\r' || b == b'\n' { b' ' } else { b };
+        out.extend(n.bytes().map(clean));
         out.extend_from_slice(b": ");
-        out.extend_from_slice(v.as_bytes());
+        out.extend(v.bytes().map(clean));
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
@@ -988,7 +991,22 @@ Content-Length: 0\r\n\r\n";
         if let Message::Request(r) = m {
             let _ = validate_request(r);
         }
-        let _ = m.to_bytes();
+        let roomy = Limits {
+            max_message_size: 2 * MAX_MESSAGE_SIZE,
+            max_line_length: 2 * MAX_LINE_LENGTH,
+            ..Limits::DEFAULT
+        };
+        let again = parse_with(&m.to_bytes(), &roomy).expect("serialised message re-parses");
+        assert_eq!(again.body(), m.body());
+    }
+
+    #[test]
+    fn serialising_neutralises_crlf_in_values() {
+        let mut r = Request::new(Method::Options, Uri::parse("sip:a@b").unwrap());
+        r.headers.push("Subject", "hi\r\nX-Injected: 1");
+        let back = parse(&r.to_bytes()).unwrap();
+        assert_eq!(back.headers().count("X-Injected"), 0);
+        assert_eq!(back.headers().get("Subject"), Some("hi  X-Injected: 1"));
     }
 
     #[test]

@@ -332,7 +332,11 @@ impl Store {
     }
 
     /// A recorded greeting, if the owner made one.
-    pub fn greeting(&self, id: &MailboxId, kind: GreetingKind) -> Result<Option<Vec<i16>>, StoreError> {
+    pub fn greeting(
+        &self,
+        id: &MailboxId,
+        kind: GreetingKind,
+    ) -> Result<Option<Vec<i16>>, StoreError> {
         let p = self.greeting_path(id, kind);
         match read_wav(&p) {
             Ok(s) => Ok(Some(s)),
@@ -342,7 +346,12 @@ impl Store {
     }
 
     /// Stores a greeting durably.
-    pub fn set_greeting(&self, id: &MailboxId, kind: GreetingKind, audio: &[i16]) -> Result<(), StoreError> {
+    pub fn set_greeting(
+        &self,
+        id: &MailboxId,
+        kind: GreetingKind,
+        audio: &[i16],
+    ) -> Result<(), StoreError> {
         let p = self.greeting_path(id, kind);
         if let Some(dir) = p.parent() {
             std::fs::create_dir_all(dir)?;
