@@ -191,10 +191,10 @@ mod linux {
     use std::sync::Arc;
     use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-    use codecs::Law;
     use coda::rtp::{is_rtcp, Pacer, RtpPacket, RtpSender, SenderConfig, SeqNo, Ssrc};
     use coda::sdp::{self, Codec, LocalMedia, SessionDescription};
     use coda::sip::{self, Host, Message, Method, Request, Response, Uri, Via};
+    use codecs::Law;
     use tokio::io::Interest;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpStream, UdpSocket};
@@ -228,7 +228,8 @@ mod linux {
         keep: bool,
     }
 
-    const USAGE: &str = "usage: deposit_load [--calls N] [--secs S] [--coda PATH] [--rate CALLS_PER_S] \
+    const USAGE: &str =
+        "usage: deposit_load [--calls N] [--secs S] [--coda PATH] [--rate CALLS_PER_S] \
                          [--greeting-max S] [--header] [--keep]";
 
     fn parse_args() -> Result<Args, String> {
@@ -249,7 +250,8 @@ mod linux {
                 "--secs" => a.secs = number(&value("--secs")?, "--secs", 1.0, 600.0)? as u64,
                 "--rate" => a.rate = number(&value("--rate")?, "--rate", 0.1, 1000.0)?,
                 "--greeting-max" => {
-                    a.greeting_max = number(&value("--greeting-max")?, "--greeting-max", 1.0, 120.0)? as u64
+                    a.greeting_max =
+                        number(&value("--greeting-max")?, "--greeting-max", 1.0, 120.0)? as u64
                 }
                 "--coda" => a.coda = PathBuf::from(value("--coda")?),
                 "--header" => a.header = true,
@@ -281,7 +283,10 @@ mod linux {
                 std::process::exit(2);
             }
         };
-        let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        let rt = match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+        {
             Ok(rt) => rt,
             Err(e) => {
                 eprintln!("deposit_load: runtime: {e}");
@@ -325,7 +330,10 @@ mod linux {
             }
             let _ = self.child.kill();
             let _ = self.child.wait();
-            format!("did not exit within {}s of SIGTERM; killed", grace.as_secs())
+            format!(
+                "did not exit within {}s of SIGTERM; killed",
+                grace.as_secs()
+            )
         }
     }
 
@@ -349,7 +357,12 @@ mod linux {
         Err("no free port found".into())
     }
 
-    fn write_config(dir: &Path, sip_port: u16, admin_port: u16, a: &Args) -> Result<PathBuf, String> {
+    fn write_config(
+        dir: &Path,
+        sip_port: u16,
+        admin_port: u16,
+        a: &Args,
+    ) -> Result<PathBuf, String> {
         let data = dir.join("data");
         let data_str = data.to_str().ok_or("temporary directory is not UTF-8")?;
         let text = format!(
@@ -373,9 +386,15 @@ mod linux {
     }
 
     /// Sends OPTIONS every 250 ms until a 200 comes back (or `limit` passes).
-    async fn wait_ready(server: SocketAddr, child: &mut Child, limit: Duration) -> Result<Duration, String> {
+    async fn wait_ready(
+        server: SocketAddr,
+        child: &mut Child,
+        limit: Duration,
+    ) -> Result<Duration, String> {
         let start = Instant::now();
-        let sock = UdpSocket::bind((LOCALHOST, 0)).await.map_err(|e| e.to_string())?;
+        let sock = UdpSocket::bind((LOCALHOST, 0))
+            .await
+            .map_err(|e| e.to_string())?;
         let local = sock.local_addr().map_err(|e| e.to_string())?;
         let call_id = format!("ready-{:016x}", rand::random::<u64>());
         let mut buf = vec![0u8; sip::MAX_MESSAGE_SIZE];
@@ -398,7 +417,9 @@ mod linux {
             );
             req.headers.push("Accept", "application/sdp");
             let _ = sock.send_to(&req.to_bytes(), server).await;
-            if let Ok(Ok((n, _))) = tokio::time::timeout(Duration::from_millis(250), sock.recv_from(&mut buf)).await {
+            if let Ok(Ok((n, _))) =
+                tokio::time::timeout(Duration::from_millis(250), sock.recv_from(&mut buf)).await
+            {
                 if let Ok(Message::Response(r)) = sip::parse(buf.get(..n).unwrap_or_default()) {
                     if r.status == 200 {
                         return Ok(start.elapsed());
@@ -406,7 +427,10 @@ mod linux {
                 }
             }
         }
-        Err(format!("coda did not answer OPTIONS within {}s", limit.as_secs()))
+        Err(format!(
+            "coda did not answer OPTIONS within {}s",
+            limit.as_secs()
+        ))
     }
 
     // ---------------------------------------------------------------- /proc and /metrics
@@ -449,7 +473,10 @@ mod linux {
             }
             Some(out)
         };
-        tokio::time::timeout(Duration::from_secs(3), fut).await.ok().flatten()
+        tokio::time::timeout(Duration::from_secs(3), fut)
+            .await
+            .ok()
+            .flatten()
     }
 
     fn metric(m: &Option<HashMap<String, f64>>, name: &str) -> Option<u64> {
@@ -555,7 +582,9 @@ mod linux {
         give_up: Duration,
         remote_bye: &mut bool,
     ) -> Result<Response, String> {
-        sock.send_to(bytes, server).await.map_err(|e| format!("send {method}: {e}"))?;
+        sock.send_to(bytes, server)
+            .await
+            .map_err(|e| format!("send {method}: {e}"))?;
         let start = Instant::now();
         let mut interval = T1;
         let mut next = start + interval;
@@ -698,7 +727,9 @@ mod linux {
 
         /// RFC 3550 A.3: expected − received (late duplicates excluded).
         fn lost(&self) -> u64 {
-            let Some(first) = self.first_ext else { return 0 };
+            let Some(first) = self.first_ext else {
+                return 0;
+            };
             let expected = self.highest_ext - first + 1;
             expected.saturating_sub(self.received - self.late_or_dup)
         }
@@ -717,21 +748,43 @@ mod linux {
             let what = what.to_owned();
             move |err: io::Error| format!("{what}: {err}")
         };
-        let sock = UdpSocket::bind((LOCALHOST, 0)).await.map_err(e("bind SIP"))?;
-        let rtp = UdpSocket::bind((LOCALHOST, 0)).await.map_err(e("bind RTP"))?;
+        let sock = UdpSocket::bind((LOCALHOST, 0))
+            .await
+            .map_err(e("bind SIP"))?;
+        let rtp = UdpSocket::bind((LOCALHOST, 0))
+            .await
+            .map_err(e("bind RTP"))?;
         let stamps = sys::enable_rx_timestamps(rtp.as_raw_fd()).is_ok();
         let local = sock.local_addr().map_err(e("SIP address"))?;
         let rtp_port = rtp.local_addr().map_err(e("RTP address"))?.port();
         let call_id = format!("load{i}-{:016x}@127.0.0.1", rand::random::<u64>());
-        let from = format!("<sip:caller{i}@127.0.0.1>;tag={:08x}", rand::random::<u32>());
-        let target = Uri::parse(&format!("sip:{MAILBOX}@{}", sh.server)).map_err(|e| e.to_string())?;
+        let from = format!(
+            "<sip:caller{i}@127.0.0.1>;tag={:08x}",
+            rand::random::<u32>()
+        );
+        let target =
+            Uri::parse(&format!("sip:{MAILBOX}@{}", sh.server)).map_err(|e| e.to_string())?;
         let to = format!("<{target}>");
 
         // INVITE.
-        let offer = sdp::offer(&LocalMedia::new(LOCALHOST, rtp_port), u64::from(rand::random::<u32>()), 1);
+        let offer = sdp::offer(
+            &LocalMedia::new(LOCALHOST, rtp_port),
+            u64::from(rand::random::<u32>()),
+            1,
+        );
         let inv_branch = branch();
-        let mut inv = request(Method::Invite, target.clone(), local, &inv_branch, &from, &to, &call_id, 1);
-        inv.headers.push("Contact", format!("<sip:caller{i}@{local}>"));
+        let mut inv = request(
+            Method::Invite,
+            target.clone(),
+            local,
+            &inv_branch,
+            &from,
+            &to,
+            &call_id,
+            1,
+        );
+        inv.headers
+            .push("Contact", format!("<sip:caller{i}@{local}>"));
         inv.headers.push("Content-Type", "application/sdp");
         inv.body = offer.to_bytes();
         let resp = transact(
@@ -748,7 +801,16 @@ mod linux {
         let to_tagged = resp.headers.get("To").unwrap_or(&to).to_owned();
         if resp.class() != 2 {
             // RFC 3261 §17.1.1.3: ACK on the INVITE's branch.
-            let ack = request(Method::Ack, target, local, &inv_branch, &from, &to_tagged, &call_id, 1);
+            let ack = request(
+                Method::Ack,
+                target,
+                local,
+                &inv_branch,
+                &from,
+                &to_tagged,
+                &call_id,
+                1,
+            );
             let _ = sock.send_to(&ack.to_bytes(), sh.server).await;
             return Err(format!("INVITE answered {} {}", resp.status, resp.reason));
         }
@@ -761,9 +823,20 @@ mod linux {
             .and_then(|c| c.into_iter().next())
             .map(|c| c.uri)
             .unwrap_or(target);
-        let ack = request(Method::Ack, remote_target.clone(), local, &branch(), &from, &to_tagged, &call_id, 1).to_bytes();
+        let ack = request(
+            Method::Ack,
+            remote_target.clone(),
+            local,
+            &branch(),
+            &from,
+            &to_tagged,
+            &call_id,
+            1,
+        )
+        .to_bytes();
         let _ = sock.send_to(&ack, sh.server).await;
-        let answer = SessionDescription::parse(&resp.body).map_err(|e| format!("SDP answer: {e}"))?;
+        let answer =
+            SessionDescription::parse(&resp.body).map_err(|e| format!("SDP answer: {e}"))?;
         let neg = sdp::accept_answer(&offer, &answer).map_err(|e| format!("SDP answer: {e}"))?;
         let law = match neg.codec {
             Codec::Pcmu => Law::Ulaw,
@@ -771,7 +844,8 @@ mod linux {
         };
 
         // Media.
-        let mut cfg = SenderConfig::new(Ssrc(rand::random()), SeqNo(rand::random()), rand::random());
+        let mut cfg =
+            SenderConfig::new(Ssrc(rand::random()), SeqNo(rand::random()), rand::random());
         cfg.payload_type = neg.pt;
         let mut sender = RtpSender::new(cfg);
         let mut pacer = Pacer::new_20ms(answered);
@@ -881,9 +955,27 @@ mod linux {
         }
 
         // BYE.
-        let bye = request(Method::Bye, remote_target, local, &branch(), &from, &to_tagged, &call_id, 2);
+        let bye = request(
+            Method::Bye,
+            remote_target,
+            local,
+            &branch(),
+            &from,
+            &to_tagged,
+            &call_id,
+            2,
+        );
         let mut ignored = false;
-        let resp = transact(&sock, sh.server, &bye.to_bytes(), &call_id, &Method::Bye, 64 * T1, &mut ignored).await?;
+        let resp = transact(
+            &sock,
+            sh.server,
+            &bye.to_bytes(),
+            &call_id,
+            &Method::Bye,
+            64 * T1,
+            &mut ignored,
+        )
+        .await?;
         if resp.class() == 2 {
             r.bye_ok = true;
             Ok(())
@@ -916,7 +1008,10 @@ mod linux {
     }
 
     fn make_temp_dir() -> Result<PathBuf, String> {
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
         let dir = std::env::temp_dir().join(format!("coda-load-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         Ok(dir)
@@ -946,7 +1041,8 @@ mod linux {
         let admin = SocketAddr::new(LOCALHOST, admin_port);
         let cfg = write_config(dir, sip_port, admin_port, a)?;
         let log_path = dir.join("coda.log");
-        let log = std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
+        let log =
+            std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
         let child = Command::new(&a.coda)
             .arg("serve")
             .arg("--config")
@@ -1034,7 +1130,10 @@ mod linux {
         while drain_start.elapsed() < Duration::from_secs(60) {
             let m = scrape(admin).await;
             if metric(&m, "coda_active_calls") == Some(0) {
-                drain_note = format!("active calls 0 after {} ms", drain_start.elapsed().as_millis());
+                drain_note = format!(
+                    "active calls 0 after {} ms",
+                    drain_start.elapsed().as_millis()
+                );
                 break;
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
@@ -1074,7 +1173,9 @@ mod linux {
 
     /// (count, mean, min, max) of stored message durations in ms.
     fn query_db(path: &Path) -> Option<(u64, f64, u64, u64)> {
-        let conn = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
+        let conn =
+            rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .ok()?;
         conn.query_row(
             "SELECT COUNT(*), COALESCE(AVG(duration_ms), 0), COALESCE(MIN(duration_ms), 0), \
              COALESCE(MAX(duration_ms), 0) FROM messages",
@@ -1135,7 +1236,14 @@ mod linux {
         }
         let mut v: Vec<(String, usize)> = seen.into_iter().collect();
         v.sort_by(|a, b| b.1.cmp(&a.1));
-        (warn, error, v.into_iter().take(5).map(|(m, n)| format!("{n}× {m}")).collect())
+        (
+            warn,
+            error,
+            v.into_iter()
+                .take(5)
+                .map(|(m, n)| format!("{n}× {m}"))
+                .collect(),
+        )
     }
 
     fn percentile(sorted: &[u32], q: f64) -> Option<u32> {
@@ -1176,12 +1284,21 @@ mod linux {
             let coda_skipped: u64 = res.iter().map(|r| r.rx.coda_skipped).sum();
             let late: u64 = res.iter().map(|r| r.rx.late_or_dup).sum();
             let no_stamp: u64 = res.iter().map(|r| r.rx.no_kernel_stamp).sum();
-            let mut dk: Vec<u32> = res.iter().flat_map(|r| r.rx.dev_kernel_us.iter().copied()).collect();
-            let mut da: Vec<u32> = res.iter().flat_map(|r| r.rx.dev_app_us.iter().copied()).collect();
+            let mut dk: Vec<u32> = res
+                .iter()
+                .flat_map(|r| r.rx.dev_kernel_us.iter().copied())
+                .collect();
+            let mut da: Vec<u32> = res
+                .iter()
+                .flat_map(|r| r.rx.dev_app_us.iter().copied())
+                .collect();
             dk.sort_unstable();
             da.sort_unstable();
             let greetings: Vec<Duration> = res.iter().filter_map(|r| r.greeting).collect();
-            let no_greeting = res.iter().filter(|r| r.answered && r.greeting.is_none()).count();
+            let no_greeting = res
+                .iter()
+                .filter(|r| r.answered && r.greeting.is_none())
+                .count();
             let m = &self.metrics_end;
             let coda_in = metric(m, "coda_rtp_packets_in_total");
             let coda_out = metric(m, "coda_rtp_packets_out_total");
@@ -1190,16 +1307,29 @@ mod linux {
 
             // CPU: whole run and the full-load window (samples at the peak of active calls).
             let s = &self.samples;
-            let whole_coda = s.first().zip(s.last()).and_then(|(x, y)| cpu(x, y, self.clk_tck, false));
-            let whole_own = s.first().zip(s.last()).and_then(|(x, y)| cpu(x, y, self.clk_tck, true));
+            let whole_coda = s
+                .first()
+                .zip(s.last())
+                .and_then(|(x, y)| cpu(x, y, self.clk_tck, false));
+            let whole_own = s
+                .first()
+                .zip(s.last())
+                .and_then(|(x, y)| cpu(x, y, self.clk_tck, true));
             let peak = s.iter().filter_map(|x| x.active).max();
-            let at_peak: Vec<&Sample> = s.iter().filter(|x| x.active.is_some() && x.active == peak).collect();
-            let window = at_peak.first().zip(at_peak.last()).filter(|(x, y)| y.at > x.at);
+            let at_peak: Vec<&Sample> = s
+                .iter()
+                .filter(|x| x.active.is_some() && x.active == peak)
+                .collect();
+            let window = at_peak
+                .first()
+                .zip(at_peak.last())
+                .filter(|(x, y)| y.at > x.at);
             let full_coda = window.and_then(|(x, y)| cpu(x, y, self.clk_tck, false));
             let full_own = window.and_then(|(x, y)| cpu(x, y, self.clk_tck, true));
             let window_secs = window.map_or(0.0, |(x, y)| y.at.duration_since(x.at).as_secs_f64());
             let pct = |v: Option<f64>| v.map_or("–".into(), |v| format!("{v:.0}"));
-            let mib = |v: Option<u64>| v.map_or("–".into(), |v| format!("{:.0}", v as f64 / 1024.0));
+            let mib =
+                |v: Option<u64>| v.map_or("–".into(), |v| format!("{:.0}", v as f64 / 1024.0));
 
             if a.header {
                 println!(
@@ -1256,7 +1386,8 @@ mod linux {
                 ms(da.last().copied()),
             );
             if !greetings.is_empty() {
-                let mean = greetings.iter().map(Duration::as_secs_f64).sum::<f64>() / greetings.len() as f64;
+                let mean = greetings.iter().map(Duration::as_secs_f64).sum::<f64>()
+                    / greetings.len() as f64;
                 println!("- greeting+beep heard: mean {mean:.2} s; recording start not recognised in {no_greeting} calls");
             }
             println!(
@@ -1298,7 +1429,10 @@ mod linux {
                     println!("- caller errors: {n}× {e}");
                 }
             }
-            println!("- coda log: {} WARN, {} ERROR lines", self.log_warn, self.log_error);
+            println!(
+                "- coda log: {} WARN, {} ERROR lines",
+                self.log_warn, self.log_error
+            );
             for l in &self.log_samples {
                 println!("  - {l}");
             }

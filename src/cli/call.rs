@@ -43,6 +43,8 @@ const T2: Duration = Duration::from_secs(4);
 const DIGIT_LEN: Duration = Duration::from_millis(100);
 /// Most `t:digits` entries in `--dtmf`.
 const MAX_DTMF_ENTRIES: usize = 64;
+/// Most received digits kept for the summary.
+const MAX_DIGITS_REPORTED: usize = 256;
 /// Longest call (and `--timeout`) accepted, in seconds.
 const MAX_SECS: f64 = 24.0 * 3600.0;
 /// Samples per second of G.711.
@@ -336,7 +338,7 @@ impl Retrans {
     }
 
     fn fired(&mut self, now: Instant) {
-        self.interval = (self.interval * 2).min(self.cap);
+        self.interval = self.interval.saturating_mul(2).min(self.cap);
         self.next = now + self.interval;
     }
 }
@@ -432,11 +434,10 @@ impl Ua {
         };
         let req = match msg {
             Message::Response(resp) => {
+                let h = &resp.headers;
                 let is_2xx_invite = resp.class() == 2
-                    && resp
-                        .headers
-                        .cseq()
-                        .is_ok_and(|c| c.method == Method::Invite);
+                    && h.cseq().is_ok_and(|c| c.method == Method::Invite)
+                    && h.call_id().is_ok_and(|c| c.as_str() == self.call_id);
                 if let (true, Some(ack)) = (is_2xx_invite, self.ack.clone()) {
                     self.send(&ack).await?;
                     return Ok(Incoming::Other);
@@ -638,7 +639,7 @@ async fn call(args: &CallArgs, plan: Plan) -> Result<(Summary, Vec<i16>), CliErr
     summary.duration_s = (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
     summary.hangup_by = Some(hangup_by);
     if hangup_by == "local" {
-        bye(&mut ua, &mut summary).await?;
+        bye(&mut ua, &mut summary, &interrupt).await?;
     }
     Ok((summary, heard))
 }
@@ -722,27 +723,30 @@ async fn invite(
                         r.fired(now);
                     }
                 }
-                give_up = (!provisional && now >= timer_b)
-                    || cancel.as_ref().is_some_and(|c| now >= c.2)
-                    || (cancel.is_none() && now >= answer_by && !provisional);
-                if cancel.is_none() && now >= answer_by && provisional {
-                    give_up = false;
+                // RFC 3261 §9.1: CANCEL only once a provisional response has arrived.
+                let timed_out = cancel.is_none() && now >= answer_by;
+                if timed_out && provisional {
                     cancel = Some(send_cancel(ua, &branch, now).await?);
                 }
+                give_up = (!provisional && (now >= timer_b || timed_out))
+                    || cancel.as_ref().is_some_and(|c| now >= c.2);
             }
             _ = interrupt.notified() => {
-                if !provisional {
-                    give_up = true;
-                } else if cancel.is_none() {
+                if provisional && cancel.is_none() {
                     cancel = Some(send_cancel(ua, &branch, Instant::now()).await?);
+                } else {
+                    return Ok(InviteOutcome::Failed {
+                        status: 487,
+                        reason: "Request Terminated (interrupted)".into(),
+                    });
                 }
             }
         }
         if give_up {
             let reason = if cancel.is_some() {
-                "no final response after CANCEL"
+                "Request Timeout (no final response after CANCEL)"
             } else {
-                "no response"
+                "Request Timeout (no response)"
             };
             return Ok(InviteOutcome::Failed {
                 status: 408,
@@ -825,7 +829,9 @@ async fn media(
                 let now = Instant::now();
                 if Some(pkt.payload_type) == neg.telephone_event_pt {
                     if let Some(d) = dtmf_rx.handle_packet(now, &pkt) {
-                        summary.dtmf_received.push(d);
+                        if summary.dtmf_received.len() < MAX_DIGITS_REPORTED {
+                            summary.dtmf_received.push(d);
+                        }
                     }
                     let _ = jb.push_packet(now, &pkt);
                 } else if pkt.payload_type == neg.pt {
@@ -868,7 +874,8 @@ async fn media(
                     }
                     let skipped = pacer.on_sent(now);
                     sender.skip_frames(skipped);
-                    pos = pos.saturating_add((1 + skipped as usize).saturating_mul(frame_len));
+                    let frames = usize::try_from(skipped).unwrap_or(usize::MAX).saturating_add(1);
+                    pos = pos.saturating_add(frames.saturating_mul(frame_len));
                 }
                 while let Some(f) = jb.pop(now) {
                     record(&mut heard, f, law, max_record, &mut jb);
@@ -906,7 +913,11 @@ fn record(heard: &mut Vec<i16>, f: Frame, law: Law, max: usize, jb: &mut JitterB
 }
 
 /// Sends BYE (CSeq 2) and waits for its final response, retransmitting on UDP (at most 64·T1).
-async fn bye(ua: &mut Ua, summary: &mut Summary) -> Result<(), CliError> {
+async fn bye(
+    ua: &mut Ua,
+    summary: &mut Summary,
+    interrupt: &tokio::sync::Notify,
+) -> Result<(), CliError> {
     let branch = format!("z9hG4bK{}", random_token());
     let bytes = ua.request(Method::Bye, 2, &branch).to_bytes();
     ua.send(&bytes).await?;
@@ -931,6 +942,10 @@ async fn bye(ua: &mut Ua, summary: &mut Summary) -> Result<(), CliError> {
                     return Ok(());
                 }
             },
+            _ = interrupt.notified() => {
+                summary.notes.push("interrupted while waiting for the BYE response".into());
+                return Ok(());
+            }
             _ = sleep_opt(Some(wake)) => {
                 let now = Instant::now();
                 if now >= give_up {

@@ -19,6 +19,9 @@ use crate::admin::Metrics;
 use crate::apps::deposit::{Deposit, DepositConfig, DepositSetup, Greetings};
 use crate::numbering::Caller;
 use crate::sdp::{self, Codec, LocalMedia, SessionDescription};
+use crate::sip::transaction::{
+    TimerConfig, Transaction, TransactionKey, TransactionTable, TxEvent, Uas2xxRetransmitter,
+};
 use crate::sip::{self, Message, Method, NameAddr, Request, Response, Uri};
 use crate::store::{DiversionReason, GreetingKind, MailboxId, NewMessage};
 
@@ -147,7 +150,7 @@ struct Dialog {
     next_cseq: u32,
     ctl: mpsc::Sender<CallCtl>,
     /// 200 OK still being retransmitted until ACK (RFC 3261 §13.3.1.4).
-    pending_2xx: Option<Retransmit>,
+    pending_2xx: Option<Uas2xxRetransmitter>,
     /// Our last SDP, re-sent on re-INVITE.
     local_sdp: Vec<u8>,
     sdp_version: u64,
@@ -171,37 +174,16 @@ struct PendingCall {
     offer: SessionDescription,
 }
 
-/// A message retransmitted on a T1-doubling schedule capped at T2.
-struct Retransmit {
-    bytes: Vec<u8>,
-    interval: Duration,
-    next: Instant,
-    give_up: Instant,
-}
-
-/// The last response of a server transaction, re-sent when the request is retransmitted.
-struct ServerTx {
-    response: Vec<u8>,
-    expires: Instant,
-}
-
-/// A request we sent (BYE), retransmitted over UDP until answered (Timers E/F).
-struct ClientTx {
-    retransmit: Retransmit,
-    peer: SocketAddr,
-}
-
-const T1: Duration = Duration::from_millis(500);
-const T2: Duration = Duration::from_secs(4);
-
 pub struct Endpoint {
     shared: Arc<Shared>,
     udp: Arc<UdpSocket>,
     report_tx: mpsc::Sender<CallReport>,
     report_rx: Option<mpsc::Receiver<CallReport>>,
     dialogs: HashMap<String, Dialog>,
-    server_tx: HashMap<(String, &'static str), ServerTx>,
-    client_tx: HashMap<String, ClientTx>,
+    /// RFC 3261 §17 transactions (sans-IO machines) and where each one's messages go.
+    txs: TransactionTable,
+    tx_dest: HashMap<TransactionKey, (SocketAddr, Transport)>,
+    timers: TimerConfig,
     next_rtp_port: u16,
     stopping: bool,
 }
@@ -216,8 +198,9 @@ impl Endpoint {
             report_tx,
             report_rx: Some(report_rx),
             dialogs: HashMap::new(),
-            server_tx: HashMap::new(),
-            client_tx: HashMap::new(),
+            txs: TransactionTable::default(),
+            tx_dest: HashMap::new(),
+            timers: TimerConfig::DEFAULT,
             next_rtp_port: start,
             stopping: false,
         }
@@ -247,31 +230,42 @@ impl Endpoint {
     }
 
     fn next_timer(&self) -> Option<Instant> {
-        let a = self
+        let dialogs = self
             .dialogs
             .values()
-            .filter_map(|d| d.pending_2xx.as_ref().map(|r| r.next))
+            .filter_map(|d| d.pending_2xx.as_ref().and_then(|r| r.poll_timeout()))
             .min();
-        let b = self.client_tx.values().map(|c| c.retransmit.next).min();
-        let c = self.server_tx.values().map(|s| s.expires).min();
-        [a, b, c].into_iter().flatten().min()
+        [dialogs, self.txs.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     async fn on_timers(&mut self, now: Instant) {
+        self.txs.handle_timeout(now);
         let mut sends: Vec<(Vec<u8>, SocketAddr, Transport)> = Vec::new();
         let mut dead_dialogs = Vec::new();
         for (cid, d) in self.dialogs.iter_mut() {
             if let Some(r) = d.pending_2xx.as_mut() {
-                if now >= r.give_up {
-                    // RFC 3261 §13.3.1.4: no ACK within 64*T1 -> end the dialog with BYE.
+                if r.poll_timeout().is_some_and(|t| t <= now) {
+                    r.handle_timeout(now);
+                }
+                while let Some(m) = r.poll_transmit() {
+                    sends.push((m.to_bytes(), d.peer, d.transport.clone()));
+                }
+                while let Some(ev) = r.poll_event() {
+                    if ev == TxEvent::Timeout {
+                        // RFC 3261 §13.3.1.4: no ACK within 64*T1 -> end the dialog with BYE.
+                        dead_dialogs.push(cid.clone());
+                    }
+                }
+                if r.is_terminated() {
                     d.pending_2xx = None;
-                    dead_dialogs.push(cid.clone());
-                } else if now >= r.next {
-                    sends.push((r.bytes.clone(), d.peer, d.transport.clone()));
-                    r.interval = (r.interval * 2).min(T2);
-                    r.next = now + r.interval;
                 }
             }
+        }
+        for (b, to, t) in sends {
+            self.send(&b, to, &t).await;
         }
         for cid in dead_dialogs {
             warn!(call_id = %cid, "no ACK for 200 OK; ending the call");
@@ -280,20 +274,25 @@ impl Endpoint {
             }
             self.send_bye(&cid).await;
         }
-        self.client_tx.retain(|_, c| {
-            if now >= c.retransmit.give_up {
-                return false;
+        self.flush_transactions().await;
+    }
+
+    /// Sends what the transaction machines queued and forgets finished transactions.
+    async fn flush_transactions(&mut self) {
+        for (key, msg) in self.txs.drain_transmits() {
+            if let Some((to, t)) = self.tx_dest.get(&key).cloned() {
+                self.send(&msg.to_bytes(), to, &t).await;
             }
-            if now >= c.retransmit.next {
-                sends.push((c.retransmit.bytes.clone(), c.peer, Transport::Udp));
-                c.retransmit.interval = (c.retransmit.interval * 2).min(T2);
-                c.retransmit.next = now + c.retransmit.interval;
+        }
+        for (_key, ev) in self.txs.drain_events() {
+            match ev {
+                TxEvent::Timeout => debug!("transaction timed out"),
+                TxEvent::TransportError => debug!("transaction transport error"),
+                _ => {}
             }
-            true
-        });
-        self.server_tx.retain(|_, s| s.expires > now);
-        for (b, to, t) in sends {
-            self.send(&b, to, &t).await;
+        }
+        for key in self.txs.remove_terminated() {
+            self.tx_dest.remove(&key);
         }
     }
 
@@ -333,19 +332,14 @@ impl Endpoint {
     }
 
     fn on_response(&mut self, resp: Response) {
-        let Ok(via) = resp.headers.top_via() else {
-            return;
-        };
-        if let Some(b) = via.branch() {
-            if resp.status >= 200 {
-                self.client_tx.remove(b);
-            } else if let Some(c) = self.client_tx.get_mut(b) {
-                // Provisional: keep waiting but retransmit at T2 (Timer E, proceeding state).
-                c.retransmit.interval = T2;
-            }
+        // Responses to our BYEs: the client transaction stops retransmitting.
+        if let Err(e) = self.txs.route_response(Instant::now(), resp) {
+            trace!(error = %e, "response without a usable Via dropped");
         }
     }
 
+    /// Hands a response to the request's server transaction, which sends it (and re-sends
+    /// it for retransmitted requests). Requests without a transaction are answered directly.
     async fn respond(
         &mut self,
         req: &Request,
@@ -353,19 +347,14 @@ impl Endpoint {
         from: SocketAddr,
         transport: &Transport,
     ) {
-        let bytes = resp.to_bytes();
-        if let Ok(via) = req.headers.top_via() {
-            if let Some(b) = via.branch() {
-                self.server_tx.insert(
-                    (b.to_owned(), method_key(&req.method)),
-                    ServerTx {
-                        response: bytes.clone(),
-                        expires: Instant::now() + 64 * T1,
-                    },
-                );
-            }
+        let tx = TransactionKey::server(req)
+            .ok()
+            .and_then(|k| self.txs.get_mut(&k));
+        match tx {
+            Some(tx) => tx.send_response(Instant::now(), resp),
+            None => self.send(&resp.to_bytes(), from, transport).await,
         }
-        self.send(&bytes, from, transport).await;
+        self.flush_transactions().await;
     }
 
     fn base_response(&self, req: &Request, status: u16) -> Response {
@@ -395,27 +384,33 @@ impl Endpoint {
     }
 
     async fn on_request(&mut self, req: Request, from: SocketAddr, transport: Transport) {
+        let now = Instant::now();
+        // RFC 3261 §17.2.3: a request that matches a server transaction (a retransmission, or
+        // the ACK of a non-2xx) belongs to the machine, not to the TU.
+        if let Ok(key) = TransactionKey::server(&req) {
+            if let Some(tx) = self.txs.get_mut(&key) {
+                tx.handle_request(now, req);
+                self.flush_transactions().await;
+                return;
+            }
+            if req.method != Method::Ack {
+                let reliable = matches!(transport, Transport::Tcp(_));
+                self.txs.insert(
+                    key.clone(),
+                    Transaction::server(now, req.clone(), reliable, self.timers),
+                );
+                self.tx_dest.insert(key, (from, transport.clone()));
+            }
+        }
         if let Err(e) = sip::validate_request(&req) {
             debug!(error = %e, "invalid request");
             Metrics::inc(&self.shared.metrics.sip_malformed_total);
             if req.method != Method::Ack {
-                let mut r = self.base_response(&req, 400);
-                r.reason = "Bad Request".into();
+                let status = e.status_code();
+                let r = self.base_response(&req, status);
                 self.respond(&req, r, from, &transport).await;
             }
             return;
-        }
-        // Retransmission of a request we already answered: send the same answer again.
-        if let Ok(via) = req.headers.top_via() {
-            if let Some(b) = via.branch() {
-                if let Some(tx) = self.server_tx.get(&(b.to_owned(), method_key(&req.method))) {
-                    let bytes = tx.response.clone();
-                    if req.method != Method::Ack {
-                        self.send(&bytes, from, &transport).await;
-                    }
-                    return;
-                }
-            }
         }
         let call_id = req
             .headers
@@ -448,6 +443,9 @@ impl Endpoint {
             Method::Ack => {
                 let pending = match self.dialogs.get_mut(&call_id) {
                     Some(d) => {
+                        if let Some(r) = d.pending_2xx.as_mut() {
+                            r.handle_ack(now);
+                        }
                         d.pending_2xx = None;
                         d.pending.take()
                     }
@@ -478,14 +476,10 @@ impl Endpoint {
             Method::Cancel => {
                 // RFC 3261 §9.2: coda answers INVITEs at once, so a CANCEL that matches finds a
                 // transaction with a final response already sent and has no effect; 200 anyway.
-                let branch = req
-                    .headers
-                    .top_via()
+                let matched = TransactionKey::server(&req)
                     .ok()
-                    .and_then(|v| v.branch().map(str::to_owned));
-                let matched = branch
-                    .map(|b| self.server_tx.contains_key(&(b, "INVITE")))
-                    .unwrap_or(false);
+                    .map(|k| k.cancel_target())
+                    .is_some_and(|k| self.txs.get(&k).is_some());
                 let status = if matched { 200 } else { 481 };
                 let r = self.base_response(&req, status);
                 self.respond(&req, r, from, &transport).await;
@@ -666,7 +660,6 @@ impl Endpoint {
             .into_iter()
             .map(str::to_owned)
             .collect();
-        let ok_bytes = ok.to_bytes();
         let now = Instant::now();
         self.dialogs.insert(
             call_id.clone(),
@@ -680,12 +673,7 @@ impl Endpoint {
                 transport: transport.clone(),
                 next_cseq: 1,
                 ctl: ctl_tx,
-                pending_2xx: Some(Retransmit {
-                    bytes: ok_bytes,
-                    interval: T1,
-                    next: now + T1,
-                    give_up: now + 64 * T1,
-                }),
+                pending_2xx: Some(Uas2xxRetransmitter::new(now, ok.clone(), self.timers)),
                 local_sdp: answer_bytes,
                 sdp_version: 1,
                 sdp_session: session_id,
@@ -870,23 +858,19 @@ impl Endpoint {
         }
         bye.headers
             .push("User-Agent", self.shared.cfg.sip.server_name.clone());
-        let bytes = bye.to_bytes();
         debug!(call_id, tag = %d.local_tag, "sending BYE");
-        self.send(&bytes, d.peer, &d.transport).await;
-        if matches!(d.transport, Transport::Udp) {
-            let now = Instant::now();
-            self.client_tx.insert(
-                branch,
-                ClientTx {
-                    retransmit: Retransmit {
-                        bytes,
-                        interval: T1,
-                        next: now + T1,
-                        give_up: now + 64 * T1,
-                    },
-                    peer: d.peer,
-                },
-            );
+        // A client non-INVITE transaction sends it and retransmits it (Timers E/F, §17.1.2).
+        match TransactionKey::client(&bye) {
+            Ok(key) => {
+                let reliable = matches!(d.transport, Transport::Tcp(_));
+                self.txs.insert(
+                    key.clone(),
+                    Transaction::client(Instant::now(), bye, reliable, self.timers),
+                );
+                self.tx_dest.insert(key, (d.peer, d.transport.clone()));
+                self.flush_transactions().await;
+            }
+            Err(_) => self.send(&bye.to_bytes(), d.peer, &d.transport).await,
         }
     }
 
@@ -903,16 +887,6 @@ impl Endpoint {
 }
 
 const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE";
-
-fn method_key(m: &Method) -> &'static str {
-    match m {
-        Method::Invite | Method::Ack => "INVITE",
-        Method::Bye => "BYE",
-        Method::Cancel => "CANCEL",
-        Method::Options => "OPTIONS",
-        _ => "OTHER",
-    }
-}
 
 fn reason_from_diversion(r: &str) -> DiversionReason {
     match r.to_ascii_lowercase().as_str() {

@@ -55,3 +55,23 @@ class RawCall:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+# coda ends a message at hang-up or '#' but keeps at most KEEP_TAIL_S of the silence
+# after the last voiced 20 ms frame (louder than VOICE_DBFS); see KEEP_TAIL and
+# silence_threshold_dbfs in src/apps/deposit.rs.
+KEEP_TAIL_S = 0.5
+VOICE_DBFS = -50.0
+
+
+def voiced_end(x: np.ndarray) -> float:
+    """End (s) of the last 20 ms frame of ``x`` louder than VOICE_DBFS."""
+    r = A.frame_rms(x, A.RATE // 50)
+    idx = np.nonzero(r > 10 ** (VOICE_DBFS / 20.0))[0]
+    return 0.0 if len(idx) == 0 else (idx[-1] + 1) * 0.02
+
+
+def expected_length(untrimmed_s: float, lag_s: float, ref: np.ndarray) -> float:
+    """Length of a stored message whose speech ``ref`` starts at ``lag_s`` and which
+    would be ``untrimmed_s`` long without trimming of the silent tail."""
+    return min(untrimmed_s, lag_s + voiced_end(ref) + KEEP_TAIL_S)

@@ -328,8 +328,9 @@ def deposit_stream(
     tail_s: float = 3.0,
     audio_pt: int = 0,
     event_pt: int = 101,
+    after: np.ndarray | None = None,
 ) -> tuple[list[tuple[float, bytes]], float]:
-    """silence(lead) + speech + silence(gap) + digit event + silence(tail).
+    """silence(lead) + speech + silence(gap) + digit event + silence(tail) [+ after].
 
     Returns the packets and the time (from the first packet) at which the digit starts."""
     b = StreamBuilder(audio_pt, event_pt)
@@ -338,4 +339,6 @@ def deposit_stream(
     if digit:
         b.event(digit)
     b.silence(tail_s)
+    if after is not None:
+        b.audio(after)
     return b.packets, digit_at

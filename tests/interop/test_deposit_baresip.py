@@ -13,7 +13,12 @@ recording is taken from baresip's own dump of what it sent (``*-enc.wav``):
     expected recording length = lag + (len(enc) - speech start in enc)
 
 where ``lag`` is where the speech starts inside coda's recording (found by
-cross-correlation, ~16 - G ≈ 2.7 s). This needs no knowledge of G. The stored
+cross-correlation, ~16 - G ≈ 2.7 s). This needs no knowledge of G. coda keeps
+at most 0.5 s of silence after the last voiced frame (common.KEEP_TAIL_S), so
+
+    expected = min(untrimmed, lag + end of voice in the speech + 0.5 s)
+
+within DURATION_TOL_S. The stored
 audio must contain the whole speech (lag >= 0, 90 % overlap) with normalised
 correlation >= 0.6, and the mail sent to the SMTP sink must carry the same WAV.
 """
@@ -21,7 +26,7 @@ correlation >= 0.6, and the mail sent to the SMTP sink must carry the same WAV.
 import audiocmp as A
 import peers
 import pytest
-from common import DURATION_TOL_S, LEAD_S, speech
+from common import DURATION_TOL_S, LEAD_S, expected_length, speech
 from conftest import MAILBOX, MAILBOX_EMAIL, audio_path, wait_until, wav_attachments
 
 pytestmark = pytest.mark.skipif(not peers.have("baresip"), reason="baresip not installed (Debian baresip-core)")
@@ -66,8 +71,9 @@ def test_baresip_leaves_message_and_hangs_up(make_coda, smtp, tmp_path, artifact
     assert enc is not None, "baresip wrote no -enc.wav dump"
     sent = A.load(enc)
     in_enc = A.compare(ref, sent, min_lag_s=0.0)
-    expected = cmp.lag_s + (len(sent) / A.RATE - in_enc.lag_s)
-    print(f"recorded {rec_s:.2f}s expected {expected:.2f}s (lag {cmp.lag_s:.2f}s, enc {len(sent) / A.RATE:.2f}s, "
+    untrimmed = cmp.lag_s + (len(sent) / A.RATE - in_enc.lag_s)
+    expected = expected_length(untrimmed, cmp.lag_s, ref)
+    print(f"recorded {rec_s:.2f}s expected {expected:.2f}s (untrimmed {untrimmed:.2f}s, lag {cmp.lag_s:.2f}s, enc {len(sent) / A.RATE:.2f}s, "
           f"speech in enc at {in_enc.lag_s:.2f}s)")
     if dec is not None:
         heard = A.load(dec)
