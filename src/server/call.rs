@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -16,6 +16,7 @@ use crate::admin::Metrics;
 use crate::apps::deposit::{Deposit, Event};
 use crate::apps::FRAME;
 use crate::media::dtmf_detect::DtmfDetector;
+use crate::rtp::rtcp::{parse_compound, write_report, LastSr, NtpTime, RtcpPacket, RtcpTimer};
 use crate::rtp::{
     DtmfReceiver, Frame, JitterBuffer, JitterConfig, Pacer, RtpPacket, RtpSender, SenderConfig,
     SeqNo, Ssrc,
@@ -46,6 +47,8 @@ pub enum CallReport {
 pub struct CallSetup {
     pub call_id: String,
     pub socket: UdpSocket,
+    /// RTCP socket on the RTP port + 1 (RFC 3550 §11).
+    pub rtcp_socket: UdpSocket,
     pub remote: SocketAddr,
     pub law: Law,
     pub pt: u8,
@@ -65,6 +68,7 @@ pub async fn run(
     let CallSetup {
         call_id,
         socket,
+        rtcp_socket,
         remote,
         law,
         pt,
@@ -91,6 +95,17 @@ pub async fn run(
     let mut pcm = [0i16; FRAME * 4];
     let mut enc = [0u8; FRAME];
     let (saved_tx, mut saved_rx) = mpsc::channel::<bool>(1);
+    let mut rtcp_timer = RtcpTimer::with_default_interval(start);
+    let mut last_sr = LastSr::new();
+    let remote_rtcp = SocketAddr::new(remote.ip(), remote.port().wrapping_add(1));
+    let cname = format!(
+        "coda@{}",
+        socket
+            .local_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default()
+    );
+    let mut rtcp_buf = vec![0u8; 1500];
     let mut hung_up = false;
     let mut bye_sent = false;
 
@@ -146,7 +161,9 @@ pub async fn run(
 
         let next_audio = pacer.next_deadline();
         let media_deadline = last_rx + media_timeout;
-        let mut wake = next_audio.min(media_deadline);
+        let mut wake = next_audio
+            .min(media_deadline)
+            .min(rtcp_timer.poll_timeout());
         if let Some(t) = deposit.poll_timeout() {
             wake = wake.min(t);
         }
@@ -163,7 +180,8 @@ pub async fn run(
                         if from != remote {
                             Metrics::inc(&metrics.rtp_foreign_total);
                         } else if crate::rtp::is_rtcp(&buf[..n]) {
-                            // RTCP on the RTP port (rtcp-mux peers); nothing to act on yet.
+                            // RTCP on the RTP port (rtcp-mux peers).
+                            on_rtcp(&buf[..n], now, &mut last_sr);
                         } else if let Ok(p) = RtpPacket::parse(&buf[..n]) {
                             last_rx = now;
                             Metrics::inc(&metrics.rtp_packets_in_total);
@@ -209,6 +227,13 @@ pub async fn run(
                     }
                 }
             }
+            r = rtcp_socket.recv_from(&mut rtcp_buf) => {
+                if let Ok((n, from)) = r {
+                    if from.ip() == remote.ip() {
+                        on_rtcp(&rtcp_buf[..n], Instant::now(), &mut last_sr);
+                    }
+                }
+            }
             Some(ok) = saved_rx.recv() => {
                 deposit.handle_saved(Instant::now(), ok);
             }
@@ -246,6 +271,19 @@ pub async fn run(
                     .await;
             }
         }
+        if rtcp_timer.handle_timeout(now) && !hung_up {
+            // Sender report with a reception block for what we received (RFC 3550 §6.4).
+            let since_epoch = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+            let info = sender.sender_info(NtpTime::from_unix(since_epoch));
+            let block = jitter
+                .reception_report()
+                .map(|r| last_sr.report_block(now, &r));
+            out.clear();
+            write_report(&mut out, sender.ssrc(), Some(&info), block.as_ref(), &cname);
+            let _ = rtcp_socket.send_to(&out, remote_rtcp).await;
+        }
         while pacer.is_due(now) && !hung_up {
             let frame = deposit.poll_audio(now);
             law.encode_slice(&frame, &mut enc);
@@ -263,6 +301,15 @@ pub async fn run(
         }
     }
     let _ = report.send(CallReport::Ended { call_id }).await;
+}
+
+/// Notes the peer's sender reports (for LSR/DLSR in ours); anything else is ignored.
+fn on_rtcp(datagram: &[u8], now: Instant, last_sr: &mut LastSr) {
+    for pkt in parse_compound(datagram).flatten() {
+        if let RtcpPacket::SenderReport { info, .. } = pkt {
+            last_sr.on_sender_report(now, &info);
+        }
+    }
 }
 
 /// Moves decoded audio from the jitter buffer into the machine (and the in-band detector).

@@ -17,13 +17,14 @@ use tracing::{debug, info, trace, warn};
 
 use crate::admin::Metrics;
 use crate::apps::deposit::{Deposit, DepositConfig, DepositSetup, Greetings};
+use crate::apps::routing;
 use crate::numbering::Caller;
 use crate::sdp::{self, Codec, LocalMedia, SessionDescription};
 use crate::sip::transaction::{
     TimerConfig, Transaction, TransactionKey, TransactionTable, TxEvent, Uas2xxRetransmitter,
 };
 use crate::sip::{self, Message, Method, NameAddr, Request, Response, Uri};
-use crate::store::{DiversionReason, GreetingKind, MailboxId, NewMessage};
+use crate::store::{GreetingKind, NewMessage};
 
 use super::call::{self, CallCtl, CallReport, CallSetup};
 use super::Shared;
@@ -163,6 +164,7 @@ struct Dialog {
 struct CallParts {
     call_id: String,
     socket: UdpSocket,
+    rtcp_socket: UdpSocket,
     mailbox: crate::store::Mailbox,
     message: NewMessage,
     deposit: Deposit,
@@ -528,6 +530,9 @@ impl Endpoint {
         from: SocketAddr,
         transport: Transport,
     ) {
+        // 100 Trying at once (RFC 3261 §8.2.6.1): the mailbox lookup goes to the blocking pool.
+        let trying = self.base_response(&req, 100);
+        self.respond(&req, trying, from, &transport).await;
         if self.stopping {
             return self.reject(&req, 503, from, &transport).await;
         }
@@ -535,14 +540,14 @@ impl Endpoint {
         if self.shared.metrics.active_calls.load(Ordering::Relaxed) as usize >= limits.max_calls {
             return self.reject(&req, 503, from, &transport).await;
         }
-        let (mailbox_id, reason) = match self.resolve_mailbox(&req) {
-            Some(v) => v,
-            None => return self.reject(&req, 404, from, &transport).await,
-        };
+        let candidates = routing::mailbox_candidates(&req, &self.shared.cfg.numbering);
         let store = self.shared.store.clone();
-        let mb_id = mailbox_id.clone();
         let lookup = tokio::task::spawn_blocking(move || -> Option<_> {
-            let mb = store.mailbox(&mb_id).ok()??;
+            // The first candidate that is a mailbox wins.
+            let (mb, reason) = candidates
+                .into_iter()
+                .find_map(|(id, reason)| store.mailbox(&id).ok().flatten().map(|m| (m, reason)))?;
+            let mb_id = mb.id.clone();
             let count = store.message_count(&mb_id).ok()?;
             let g = |k| super::load_greeting(&store.greeting_path(&mb_id, k));
             let greetings = Greetings {
@@ -551,18 +556,18 @@ impl Endpoint {
                 temporary: g(GreetingKind::Temporary),
                 name: g(GreetingKind::Name),
             };
-            Some((mb, count, greetings))
+            Some((mb, reason, count, greetings))
         })
         .await
         .ok()
         .flatten();
-        let Some((mailbox, count, greetings)) = lookup else {
+        let Some((mailbox, reason, count, greetings)) = lookup else {
             return self.reject(&req, 404, from, &transport).await;
         };
 
         // Offer/answer. No SDP in the INVITE would need the offer in the 200 and the answer in
         // the ACK; coda requires an offer for now and says so with 488.
-        let Some((socket, port)) = self.bind_rtp().await else {
+        let Some((socket, rtcp_socket, port)) = self.bind_rtp().await else {
             warn!("no free RTP port");
             return self.reject(&req, 503, from, &transport).await;
         };
@@ -686,6 +691,7 @@ impl Endpoint {
         let parts = CallParts {
             call_id: call_id.clone(),
             socket,
+            rtcp_socket,
             mailbox,
             message,
             deposit,
@@ -716,6 +722,7 @@ impl Endpoint {
         let setup = CallSetup {
             call_id: parts.call_id,
             socket: parts.socket,
+            rtcp_socket: parts.rtcp_socket,
             remote: neg.remote_addr,
             law,
             pt: neg.pt,
@@ -733,79 +740,8 @@ impl Endpoint {
         });
     }
 
-    /// The mailbox a call is for, and why it came: RFC 4458 `target`/`cause` in the
-    /// Request-URI, then the most recent Diversion (RFC 5806), then History-Info (RFC 7044,
-    /// the entry before the last), then the Request-URI user. The first candidate that is a
-    /// mailbox wins.
-    fn resolve_mailbox(&self, req: &Request) -> Option<(MailboxId, DiversionReason)> {
-        let mut candidates: Vec<(String, DiversionReason)> = Vec::new();
-        if let Some(p) = req.uri.params() {
-            if let Some(t) = p.get("target") {
-                let t = decode_user(t);
-                let user = Uri::parse(&t).ok().and_then(|u| match u {
-                    Uri::Tel(tel) => Some(tel.number),
-                    other => other.user().map(str::to_owned),
-                });
-                let reason = p
-                    .get("cause")
-                    .and_then(|c| c.parse::<u16>().ok())
-                    .map(reason_from_cause)
-                    .unwrap_or(DiversionReason::Unknown);
-                if let Some(u) = user {
-                    candidates.push((u, reason));
-                }
-            }
-        }
-        if let Ok(divs) = req.headers.diversions() {
-            if let Some(d) = divs.first() {
-                let reason = d
-                    .reason
-                    .as_deref()
-                    .map(reason_from_diversion)
-                    .unwrap_or(DiversionReason::Unknown);
-                if let Some(u) = uri_number(&d.addr.uri) {
-                    candidates.push((u, reason));
-                }
-            }
-        }
-        if let Ok(hi) = req.headers.history_info() {
-            // The last entry is normally coda itself; look at the earlier ones, newest first.
-            let n = hi.len();
-            for (i, h) in hi.iter().enumerate().rev() {
-                if i + 1 == n && n > 1 {
-                    continue;
-                }
-                let cause = hi
-                    .get(i + 1)
-                    .and_then(|next| next.cause)
-                    .or(h.cause)
-                    .map(reason_from_cause)
-                    .unwrap_or(DiversionReason::Unknown);
-                if let Some(u) = uri_number(&h.addr.uri) {
-                    candidates.push((u, cause));
-                }
-            }
-        }
-        if let Some(u) = uri_number(&req.uri) {
-            candidates.push((u, DiversionReason::Unknown));
-        }
-        for (user, reason) in candidates {
-            let digits: String = user.trim_start_matches('+').to_owned();
-            let plan = &self.shared.cfg.numbering;
-            let ext = match plan.classify(&user) {
-                Caller::Extension { extension, .. } => extension,
-                _ => digits,
-            };
-            if let Ok(id) = MailboxId::parse(&ext) {
-                if matches!(self.shared.store.mailbox(&id), Ok(Some(_))) {
-                    return Some((id, reason));
-                }
-            }
-        }
-        None
-    }
-
-    async fn bind_rtp(&mut self) -> Option<(UdpSocket, u16)> {
+    /// An even RTP port and the RTCP port above it (RFC 3550 §11).
+    async fn bind_rtp(&mut self) -> Option<(UdpSocket, UdpSocket, u16)> {
         let cfg = &self.shared.cfg.rtp;
         let (min, max) = (cfg.port_min, cfg.port_max);
         let span = u32::from(max - min) + 1;
@@ -820,8 +756,11 @@ impl Endpoint {
             if port % 2 == 1 {
                 continue;
             }
-            if let Ok(s) = UdpSocket::bind(SocketAddr::new(cfg.address, port)).await {
-                return Some((s, port));
+            let Ok(rtp) = UdpSocket::bind(SocketAddr::new(cfg.address, port)).await else {
+                continue;
+            };
+            if let Ok(rtcp) = UdpSocket::bind(SocketAddr::new(cfg.address, port + 1)).await {
+                return Some((rtp, rtcp, port));
             }
         }
         None
@@ -887,36 +826,6 @@ impl Endpoint {
 }
 
 const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE";
-
-fn reason_from_diversion(r: &str) -> DiversionReason {
-    match r.to_ascii_lowercase().as_str() {
-        "user-busy" | "busy" => DiversionReason::Busy,
-        "no-answer" => DiversionReason::NoAnswer,
-        "unavailable" | "out-of-service" | "unreachable" => DiversionReason::Unavailable,
-        "unconditional" | "follow-me" | "time-of-day" | "do-not-disturb" => {
-            DiversionReason::Unconditional
-        }
-        _ => DiversionReason::Unknown,
-    }
-}
-
-/// RFC 4458 §3 cause values.
-fn reason_from_cause(c: u16) -> DiversionReason {
-    match c {
-        486 | 600 => DiversionReason::Busy,
-        408 | 480 => DiversionReason::NoAnswer,
-        404 | 410 | 503 => DiversionReason::Unavailable,
-        302 => DiversionReason::Unconditional,
-        _ => DiversionReason::Unknown,
-    }
-}
-
-fn uri_number(u: &Uri) -> Option<String> {
-    match u {
-        Uri::Tel(t) => Some(t.number.replace(['-', '.', ' '], "")),
-        other => other.user().map(decode_user),
-    }
-}
 
 /// %-unescapes a URI user part; invalid escapes keep the text as written.
 fn decode_user(s: &str) -> String {
