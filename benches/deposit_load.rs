@@ -226,11 +226,12 @@ mod linux {
         greeting_max: u64,
         header: bool,
         keep: bool,
+        wait_idle: u64,
     }
 
     const USAGE: &str =
         "usage: deposit_load [--calls N] [--secs S] [--coda PATH] [--rate CALLS_PER_S] \
-                         [--greeting-max S] [--header] [--keep]";
+                         [--greeting-max S] [--wait-idle S] [--header] [--keep]";
 
     fn parse_args() -> Result<Args, String> {
         let mut a = Args {
@@ -241,6 +242,7 @@ mod linux {
             greeting_max: 40,
             header: false,
             keep: false,
+            wait_idle: 0,
         };
         let mut it = std::env::args().skip(1);
         while let Some(arg) = it.next() {
@@ -254,6 +256,9 @@ mod linux {
                         number(&value("--greeting-max")?, "--greeting-max", 1.0, 120.0)? as u64
                 }
                 "--coda" => a.coda = PathBuf::from(value("--coda")?),
+                "--wait-idle" => {
+                    a.wait_idle = number(&value("--wait-idle")?, "--wait-idle", 0.0, 3600.0)? as u64
+                }
                 "--header" => a.header = true,
                 "--keep" => a.keep = true,
                 // `cargo bench` passes `--bench` to harness-less benches.
@@ -489,7 +494,50 @@ mod linux {
         at: Instant,
         coda_ticks: u64,
         own_ticks: u64,
+        /// Busy ticks of the whole machine (all CPUs), from /proc/stat.
+        sys_busy_ticks: u64,
         active: Option<u64>,
+    }
+
+    /// (busy, total) ticks summed over all CPUs.
+    fn sys_ticks() -> Option<(u64, u64)> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+        let v: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        let total: u64 = v.iter().take(8).sum();
+        // idle (4th) and iowait (5th) are not busy.
+        let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+        Some((total.saturating_sub(idle), total))
+    }
+
+    /// Waits until the machine's CPU use stays below 15 % of one core for 3 s in a row (other
+    /// builds or tests distort the figures), at most `limit`. Returns a note for the report.
+    async fn wait_idle(limit: Duration) -> String {
+        if limit.is_zero() {
+            return "not waited for".into();
+        }
+        let tck = sys::clock_ticks() as f64;
+        let start = Instant::now();
+        let mut quiet = 0;
+        let mut prev = sys_ticks();
+        while start.elapsed() < limit {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let now = sys_ticks();
+            let busy = match (prev, now) {
+                (Some((b0, _)), Some((b1, _))) => (b1.saturating_sub(b0)) as f64 / tck * 100.0,
+                _ => 0.0,
+            };
+            prev = now;
+            quiet = if busy < 15.0 { quiet + 1 } else { 0 };
+            if quiet >= 3 {
+                return format!("machine idle after {} s", start.elapsed().as_secs());
+            }
+        }
+        format!("machine not idle within {} s; ran anyway", limit.as_secs())
     }
 
     async fn sample(pid: &str, admin: SocketAddr) -> Option<Sample> {
@@ -498,6 +546,7 @@ mod linux {
             at: Instant::now(),
             coda_ticks: proc_cpu_ticks(pid)?,
             own_ticks: proc_cpu_ticks("self")?,
+            sys_busy_ticks: sys_ticks()?.0,
             active: metric(&m, "coda_active_calls"),
         })
     }
@@ -1001,6 +1050,7 @@ mod linux {
         wall: Duration,
         drain_note: String,
         stop_note: String,
+        idle_note: String,
         db: Option<(u64, f64, u64, u64)>,
         log_warn: usize,
         log_error: usize,
@@ -1064,6 +1114,8 @@ mod linux {
             a.rate
         );
 
+        let idle_note = wait_idle(Duration::from_secs(a.wait_idle)).await;
+        eprintln!("{idle_note}");
         let shared = Arc::new(Shared {
             server,
             secs: Duration::from_secs(a.secs),
@@ -1164,6 +1216,7 @@ mod linux {
             wall,
             drain_note,
             stop_note,
+            idle_note,
             db,
             log_warn,
             log_error,
@@ -1258,18 +1311,29 @@ mod linux {
         us.map_or("–".into(), |v| format!("{:.2}", f64::from(v) / 1000.0))
     }
 
+    /// Whose CPU time.
+    #[derive(Clone, Copy)]
+    enum Who {
+        Coda,
+        LoadGen,
+        /// Everything else on the machine.
+        Others,
+    }
+
     /// CPU % of one core between two samples.
-    fn cpu(a: &Sample, b: &Sample, tck: u64, own: bool) -> Option<f64> {
+    fn cpu(a: &Sample, b: &Sample, tck: u64, who: Who) -> Option<f64> {
         let dt = b.at.checked_duration_since(a.at)?.as_secs_f64();
         if dt <= 0.0 {
             return None;
         }
-        let (x, y) = if own {
-            (a.own_ticks, b.own_ticks)
-        } else {
-            (a.coda_ticks, b.coda_ticks)
-        };
-        Some(y.saturating_sub(x) as f64 / tck as f64 / dt * 100.0)
+        let d = |x: u64, y: u64| y.saturating_sub(x) as f64 / tck as f64 / dt * 100.0;
+        let coda = d(a.coda_ticks, b.coda_ticks);
+        let own = d(a.own_ticks, b.own_ticks);
+        Some(match who {
+            Who::Coda => coda,
+            Who::LoadGen => own,
+            Who::Others => (d(a.sys_busy_ticks, b.sys_busy_ticks) - coda - own).max(0.0),
+        })
     }
 
     impl Report {
@@ -1307,14 +1371,13 @@ mod linux {
 
             // CPU: whole run and the full-load window (samples at the peak of active calls).
             let s = &self.samples;
-            let whole_coda = s
-                .first()
-                .zip(s.last())
-                .and_then(|(x, y)| cpu(x, y, self.clk_tck, false));
-            let whole_own = s
-                .first()
-                .zip(s.last())
-                .and_then(|(x, y)| cpu(x, y, self.clk_tck, true));
+            let whole = |w| {
+                s.first()
+                    .zip(s.last())
+                    .and_then(|(x, y)| cpu(x, y, self.clk_tck, w))
+            };
+            let (whole_coda, whole_own, whole_other) =
+                (whole(Who::Coda), whole(Who::LoadGen), whole(Who::Others));
             let peak = s.iter().filter_map(|x| x.active).max();
             let at_peak: Vec<&Sample> = s
                 .iter()
@@ -1324,8 +1387,9 @@ mod linux {
                 .first()
                 .zip(at_peak.last())
                 .filter(|(x, y)| y.at > x.at);
-            let full_coda = window.and_then(|(x, y)| cpu(x, y, self.clk_tck, false));
-            let full_own = window.and_then(|(x, y)| cpu(x, y, self.clk_tck, true));
+            let full = |w| window.and_then(|(x, y)| cpu(x, y, self.clk_tck, w));
+            let (full_coda, full_own, full_other) =
+                (full(Who::Coda), full(Who::LoadGen), full(Who::Others));
             let window_secs = window.map_or(0.0, |(x, y)| y.at.duration_since(x.at).as_secs_f64());
             let pct = |v: Option<f64>| v.map_or("–".into(), |v| format!("{v:.0}"));
             let mib =
@@ -1334,13 +1398,13 @@ mod linux {
             if a.header {
                 println!(
                     "| N | answered / completed | msgs saved | peak active | coda CPU % of 1 core (full load / whole run) \
-                     | coda peak RSS MiB | load-gen CPU % (full load / whole run) | lost coda→UA | lost UA→coda \
-                     | frames skipped by coda | pacing \\|Δ\\| p50 / p99 / max ms (kernel ts) | p99 ms (app ts) |"
+                     | coda peak RSS MiB | load-gen CPU % (full load / whole run) | other processes CPU % (full load / whole run) \
+                     | lost coda→UA | lost UA→coda | frames skipped by coda | pacing \\|Δ\\| p50 / p99 / max ms (kernel ts) | p99 ms (app ts) |"
                 );
-                println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+                println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
             }
             println!(
-                "| {} | {answered} / {ok} | {} | {} | {} / {} | {} | {} / {} | {lost_from_coda} | {} | {coda_skipped} | {} / {} / {} | {} |",
+                "| {} | {answered} / {ok} | {} | {} | {} / {} | {} | {} / {} | {} / {} | {lost_from_coda} | {} | {coda_skipped} | {} / {} / {} | {} |",
                 self.calls,
                 saved.map_or("–".into(), |v| v.to_string()),
                 peak.map_or("–".into(), |v| v.to_string()),
@@ -1349,6 +1413,8 @@ mod linux {
                 mib(self.coda_hwm_kib),
                 pct(full_own),
                 pct(whole_own),
+                pct(full_other),
+                pct(whole_other),
                 lost_to_coda.map_or("–".into(), |v| v.to_string()),
                 ms(percentile(&dk, 0.5)),
                 ms(percentile(&dk, 0.99)),
@@ -1358,8 +1424,9 @@ mod linux {
             println!();
             println!("details (N = {}, {} s messages):", self.calls, self.secs);
             println!(
-                "- wall {:.1} s; coda ready after {} ms; full-load window {:.0} s at {} active calls; {}; coda {}",
+                "- wall {:.1} s; {}; coda ready after {} ms; full-load window {:.0} s at {} active calls; {}; coda {}",
                 self.wall.as_secs_f64(),
+                self.idle_note,
                 self.ready_after.as_millis(),
                 window_secs,
                 peak.unwrap_or(0),

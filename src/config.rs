@@ -167,6 +167,10 @@ pub struct MailConfig {
     pub smtp: SmtpConfig,
     /// Time zone in which mails show times.
     pub timezone: String,
+    /// Hours a mail is retried before it is given up (and the administrators warned).
+    pub retry_horizon_hours: u32,
+    /// Where warnings about undeliverable mail go; none: only logged and counted.
+    pub admin_email: Option<String>,
 }
 
 impl Default for MailConfig {
@@ -176,6 +180,8 @@ impl Default for MailConfig {
             transport: MailTransportKind::File,
             smtp: SmtpConfig::default(),
             timezone: "Europe/London".into(),
+            retry_horizon_hours: 48,
+            admin_email: None,
         }
     }
 }

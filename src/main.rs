@@ -34,6 +34,15 @@ enum Cmd {
         #[arg(long, global = true)]
         data_dir: Option<PathBuf>,
     },
+    /// The mail outbox.
+    Mail {
+        #[command(subcommand)]
+        cmd: coda::cli::MailCmd,
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+        #[arg(long, global = true)]
+        data_dir: Option<PathBuf>,
+    },
     /// A small SIP user agent: dial, play a WAV, send DTMF, record, print a JSON summary.
     Call(coda::cli::call::CallArgs),
 }
@@ -48,6 +57,11 @@ fn main() -> ExitCode {
             config,
             data_dir,
         } => coda::cli::mailbox(cmd, config, data_dir),
+        Cmd::Mail {
+            cmd,
+            config,
+            data_dir,
+        } => coda::cli::mail(cmd, config, data_dir),
         Cmd::Call(args) => coda::cli::call::run(args),
     };
     match result {

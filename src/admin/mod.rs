@@ -2,7 +2,7 @@
 //! HTTP/1.1 responder on tokio; the full admin API (axum) comes with the operations work.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -21,6 +21,10 @@ pub struct Metrics {
     pub rtp_packets_in_total: AtomicU64,
     pub rtp_packets_out_total: AtomicU64,
     pub rtp_foreign_total: AtomicU64,
+    pub outbox_pending: AtomicU64,
+    pub outbox_failed: AtomicU64,
+    /// Unix time the oldest pending mail was queued (0: none).
+    pub outbox_oldest_created: AtomicI64,
 }
 
 impl Metrics {
@@ -103,6 +107,40 @@ impl Metrics {
             out.push_str(&format!(
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}\n",
                 v.load(Ordering::Relaxed)
+            ));
+        }
+        let oldest = self.outbox_oldest_created.load(Ordering::Relaxed);
+        let age = if oldest > 0 {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(oldest);
+            (now - oldest).max(0)
+        } else {
+            0
+        };
+        for (name, kind, help, v) in [
+            (
+                "coda_outbox_pending",
+                "gauge",
+                "Mails waiting to be sent.",
+                self.outbox_pending.load(Ordering::Relaxed) as i64,
+            ),
+            (
+                "coda_outbox_failed",
+                "gauge",
+                "Mails given up (see `coda mail queue`).",
+                self.outbox_failed.load(Ordering::Relaxed) as i64,
+            ),
+            (
+                "coda_outbox_oldest_age_seconds",
+                "gauge",
+                "Age of the oldest pending mail.",
+                age,
+            ),
+        ] {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"
             ));
         }
         out

@@ -28,6 +28,75 @@ pub enum MailboxCmd {
     },
 }
 
+#[derive(Subcommand)]
+pub enum MailCmd {
+    /// List the outbox (pending and failed first); optionally make mails due now.
+    Queue {
+        /// Send pending mails now instead of waiting for their back-off.
+        #[arg(long)]
+        retry: bool,
+        /// Also try failed mails again.
+        #[arg(long)]
+        retry_failed: bool,
+        /// Include sent mails.
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `coda mail ...`.
+pub fn mail(
+    cmd: MailCmd,
+    config: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+) -> Result<(), CliError> {
+    let cfg = load_config(config, data_dir)?;
+    let store = Store::open(&cfg.storage.data_dir)?;
+    let MailCmd::Queue {
+        retry,
+        retry_failed,
+        all,
+        json,
+    } = cmd;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    if retry || retry_failed {
+        let n = store.retry_mails(now, retry_failed)?;
+        println!("{n} mails due now (a running coda picks them up within a minute)");
+    }
+    for m in store.mails(None)? {
+        if !all && m.state == crate::store::MailState::Sent {
+            continue;
+        }
+        let state = format!("{:?}", m.state).to_lowercase();
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "id": m.id, "kind": m.kind, "state": state, "attempts": m.attempts,
+                    "created": m.created, "next_attempt": m.next_attempt,
+                    "message_id": m.message_id, "recipients": m.to, "last_error": m.last_error,
+                })
+            );
+        } else {
+            println!(
+                "{}\t{}\t{}\t{} attempts\t{}\t{}",
+                m.id,
+                m.kind,
+                state,
+                m.attempts,
+                m.to.join(","),
+                m.last_error.as_deref().unwrap_or("-")
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Logs to stderr, `RUST_LOG` style filter, `info` by default.
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CODA_LOG")

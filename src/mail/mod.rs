@@ -13,7 +13,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::config::{MailConfig, MailTransportKind, SmtpSecurity};
-use crate::store::{wav_bytes, Mailbox, StoredMessage};
+use crate::store::{wav_bytes, Mailbox, NewMail, StoredMessage};
+
+pub mod outbox;
 
 /// Mail errors, by fault.
 #[derive(Debug, thiserror::Error)]
@@ -67,20 +69,73 @@ impl Mailer {
         }
     }
 
-    /// Sends one mail.
-    pub async fn send(&self, msg: Message) -> Result<(), MailError> {
+    /// Hands one formatted mail to the transport.
+    pub async fn send_raw(&self, from: &str, to: &[String], raw: &[u8]) -> Result<(), SendError> {
+        let parse = |a: &str| {
+            a.parse::<lettre::Address>()
+                .map_err(|e| SendError::permanent(format!("invalid address: {e}")))
+        };
+        let from = parse(from)?;
+        let to = to.iter().map(|a| parse(a)).collect::<Result<Vec<_>, _>>()?;
+        let envelope = lettre::address::Envelope::new(Some(from), to)
+            .map_err(|e| SendError::permanent(e.to_string()))?;
         match self {
+            // A local write that fails (disk full, permissions) may well succeed later.
             Self::File(t) => t
-                .send(msg)
+                .send_raw(&envelope, raw)
                 .await
                 .map(|_| ())
-                .map_err(|e| MailError::Transport(e.to_string())),
-            Self::Smtp(t) => t
-                .send(msg)
-                .await
-                .map(|_| ())
-                .map_err(|e| MailError::Transport(e.to_string())),
+                .map_err(|e| SendError::transient(e.to_string())),
+            Self::Smtp(t) => t.send_raw(&envelope, raw).await.map(|_| ()).map_err(|e| {
+                if e.is_permanent() {
+                    SendError::permanent(e.to_string())
+                } else {
+                    SendError::transient(e.to_string())
+                }
+            }),
         }
+    }
+}
+
+/// Why a send did not go through, and whether trying again can help.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SendError {
+    /// A 5xx from the server or an address that can never work.
+    pub permanent: bool,
+    pub message: String,
+}
+
+impl SendError {
+    fn permanent(message: String) -> Self {
+        Self {
+            permanent: true,
+            message,
+        }
+    }
+
+    fn transient(message: String) -> Self {
+        Self {
+            permanent: false,
+            message,
+        }
+    }
+}
+
+/// Turns a built message into a queue item (envelope + bytes + its Message-ID).
+pub fn to_queued(kind: &str, msg: &Message) -> NewMail {
+    let env = msg.envelope();
+    let message_id = msg
+        .headers()
+        .get_raw("Message-ID")
+        .unwrap_or_default()
+        .to_owned();
+    NewMail {
+        kind: kind.to_owned(),
+        message_id,
+        from: env.from().map(|a| a.to_string()).unwrap_or_default(),
+        to: env.to().iter().map(|a| a.to_string()).collect(),
+        raw: msg.formatted(),
     }
 }
 

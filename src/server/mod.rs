@@ -15,7 +15,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::admin::Metrics;
 use crate::config::Config;
-use crate::mail::{voicemail_mail, Mailer};
+use crate::mail::{to_queued, voicemail_mail, Mailer};
 use crate::media::prompts::PromptSet;
 use crate::store::{read_wav, Mailbox, MailboxId, NewMessage, Store};
 
@@ -25,9 +25,10 @@ pub use call::{CallCtl, CallReport};
 pub struct Shared {
     pub cfg: Config,
     pub store: Arc<Store>,
-    pub mailer: Mailer,
     pub prompts: PromptSet,
     pub metrics: Arc<Metrics>,
+    /// Poked when a mail is queued.
+    pub outbox_wake: Arc<tokio::sync::Notify>,
 }
 
 impl crate::apps::PromptSource for PromptSet {
@@ -134,12 +135,23 @@ pub async fn run(
         None => None,
     };
 
+    let outbox_wake = Arc::new(tokio::sync::Notify::new());
+    tokio::spawn(
+        crate::mail::outbox::Worker {
+            store: store.clone(),
+            mailer,
+            cfg: cfg.mail.clone(),
+            metrics: metrics.clone(),
+            wake: outbox_wake.clone(),
+        }
+        .run(),
+    );
     let shared = Arc::new(Shared {
         cfg,
         store,
-        mailer,
         prompts,
         metrics: metrics.clone(),
+        outbox_wake,
     });
     if let Some(l) = admin {
         info!(addr = %l.local_addr().map(|a| a.to_string()).unwrap_or_default(), "admin HTTP listening");
@@ -168,20 +180,40 @@ pub async fn run(
     Ok(())
 }
 
-/// Stores a message durably, then mails it in the background. `true` once the message is safe.
+/// Stores a message durably with its notification queued in the same transaction, and wakes
+/// the outbox worker. `true` once both are safe on disk.
 pub(crate) async fn save_and_notify(
     shared: Arc<Shared>,
     mailbox: Mailbox,
     msg: NewMessage,
 ) -> bool {
-    let store = shared.store.clone();
-    let saved =
-        tokio::task::spawn_blocking(move || store.save_message(&msg).map(|s| (s, msg.audio))).await;
-    let (stored, audio) = match saved {
-        Ok(Ok(v)) => v,
-        Ok(Err(e)) => {
+    let sh = shared.clone();
+    let saved = tokio::task::spawn_blocking(move || {
+        let mut mail_error = None;
+        let stored = sh.store.save_message_with_mail(&msg, |stored| {
+            match voicemail_mail(&sh.cfg.mail, &mailbox, stored, &msg.audio) {
+                Ok(m) => Some(to_queued("voicemail", &m)),
+                Err(e) => {
+                    mail_error = Some(e);
+                    None
+                }
+            }
+        });
+        (stored, mail_error)
+    })
+    .await;
+    let stored = match saved {
+        Ok((Ok(s), mail_error)) => {
+            if let Some(e) = mail_error {
+                // The owner's address cannot be mailed (malformed): the message is kept and
+                // the problem counted; fixing the address is the coordinator's job.
+                Metrics::inc(&shared.metrics.mail_failures_total);
+                warn!(id = s.id.0, error = %e, "notification mail could not be built");
+            }
+            s
+        }
+        Ok((Err(e), _)) => {
             error!(error = %e, "message could not be saved");
-            debug!(mailbox = %mailbox.id, "message not saved");
             return false;
         }
         Err(e) => {
@@ -195,27 +227,8 @@ pub(crate) async fn save_and_notify(
         duration_ms = stored.duration_ms,
         "message saved"
     );
-    debug!(id = stored.id.0, mailbox = %mailbox.id, "message saved in mailbox");
-    tokio::spawn(async move {
-        let mail = match voicemail_mail(&shared.cfg.mail, &mailbox, &stored, &audio) {
-            Ok(m) => m,
-            Err(e) => {
-                Metrics::inc(&shared.metrics.mail_failures_total);
-                warn!(id = stored.id.0, error = %e, "notification mail could not be built");
-                return;
-            }
-        };
-        match shared.mailer.send(mail).await {
-            Ok(()) => {
-                Metrics::inc(&shared.metrics.mails_sent_total);
-                debug!(id = stored.id.0, mailbox = %mailbox.id, "notification mail sent");
-            }
-            Err(e) => {
-                Metrics::inc(&shared.metrics.mail_failures_total);
-                warn!(id = stored.id.0, error = %e, "notification mail failed; message kept in the mailbox");
-            }
-        }
-    });
+    debug!(id = stored.id.0, mailbox = %stored.mailbox, "message saved in mailbox");
+    shared.outbox_wake.notify_one();
     true
 }
 

@@ -5,12 +5,14 @@
 //! (SQLite in WAL mode with `synchronous=FULL`). A crash between the two leaves an orphan file,
 //! never a row without audio. Calls are blocking: the tokio shell runs them on the blocking pool.
 
+mod outbox;
 mod spool;
 
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+pub use outbox::{MailState, NewMail, OutboxStats, QueuedMail};
 pub use spool::{read_wav, wav_bytes, write_wav_durably};
 
 /// A mailbox number: the extension, digits only.
@@ -188,6 +190,7 @@ impl Store {
              );
              CREATE INDEX IF NOT EXISTS messages_mailbox ON messages(mailbox, folder);",
         )?;
+        outbox::migrate(&conn)?;
         Ok(Self {
             conn: Mutex::new(conn),
             spool,
@@ -258,6 +261,17 @@ impl Store {
 
     /// Writes the audio durably, then commits the row. Returns once both are on disk.
     pub fn save_message(&self, msg: &NewMessage) -> Result<StoredMessage, StoreError> {
+        self.save_message_with_mail(msg, |_| None)
+    }
+
+    /// Like [`save_message`](Self::save_message), and queues the notification `mail` builds
+    /// from the stored message in the same transaction: a message never exists without its
+    /// notification queued, nor a notification without its message.
+    pub fn save_message_with_mail(
+        &self,
+        msg: &NewMessage,
+        mail: impl FnOnce(&StoredMessage) -> Option<NewMail>,
+    ) -> Result<StoredMessage, StoreError> {
         let dir = self.spool.join(msg.mailbox.as_str());
         std::fs::create_dir_all(&dir)?;
         let file = dir.join(format!(
@@ -267,8 +281,9 @@ impl Store {
         ));
         write_wav_durably(&file, &msg.audio)?;
         let duration_ms = (msg.audio.len() as i64) / 8;
-        let conn = self.conn();
-        conn.execute(
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
             "INSERT INTO messages(mailbox, caller, caller_display, received_utc, duration_ms,
                                   reason, audio_path, folder)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'new')",
@@ -282,8 +297,8 @@ impl Store {
                 file.to_string_lossy(),
             ],
         )?;
-        let id = MessageId(conn.last_insert_rowid());
-        Ok(StoredMessage {
+        let id = MessageId(tx.last_insert_rowid());
+        let stored = StoredMessage {
             id,
             mailbox: msg.mailbox.clone(),
             caller: msg.caller.clone(),
@@ -293,7 +308,12 @@ impl Store {
             reason: msg.reason,
             audio_path: file,
             folder: Folder::New,
-        })
+        };
+        if let Some(m) = mail(&stored) {
+            outbox::insert(&tx, &m, msg.received_unix)?;
+        }
+        tx.commit()?;
+        Ok(stored)
     }
 
     /// Messages of a mailbox, oldest first.
@@ -410,6 +430,100 @@ mod tests {
         assert_eq!(list[0].reason, DiversionReason::Busy);
         assert_eq!(read_wav(&list[0].audio_path).unwrap(), audio);
         assert_eq!(store.message_count(&id).unwrap(), 1);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn message_and_its_notification_commit_together() {
+        let dir = tmp();
+        let store = Store::open(&dir).unwrap();
+        let id = MailboxId::parse("77513").unwrap();
+        store
+            .upsert_mailbox(&Mailbox {
+                id: id.clone(),
+                email: "a@example.org".into(),
+                name: None,
+            })
+            .unwrap();
+        let msg = NewMessage {
+            mailbox: id.clone(),
+            caller: String::new(),
+            caller_display: "x".into(),
+            received_unix: 100,
+            reason: DiversionReason::NoAnswer,
+            audio: vec![1; 8000],
+        };
+        let stored = store
+            .save_message_with_mail(&msg, |m| {
+                Some(NewMail {
+                    kind: "voicemail".into(),
+                    message_id: format!("<{}@coda>", m.id.0),
+                    from: "vm@example.org".into(),
+                    to: vec!["a@example.org".into()],
+                    raw: b"Subject: x\r\n\r\nbody".to_vec(),
+                })
+            })
+            .unwrap();
+        let due = store.due_mails(100, 10).unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].message_id, format!("<{}@coda>", stored.id.0));
+        assert_eq!(store.outbox_stats().unwrap().pending, 1);
+        store.mark_mail_retry(due[0].id, 160, "451 later").unwrap();
+        assert!(store.due_mails(159, 10).unwrap().is_empty());
+        assert_eq!(store.next_mail_due().unwrap(), Some(160));
+        // Survives a restart.
+        drop(store);
+        let store = Store::open(&dir).unwrap();
+        let due = store.due_mails(160, 10).unwrap();
+        assert_eq!(due[0].attempts, 1);
+        store.mark_mail_failed(due[0].id, "550 no").unwrap();
+        assert_eq!(
+            store.outbox_stats().unwrap(),
+            OutboxStats {
+                pending: 0,
+                failed: 1,
+                oldest_pending: None
+            }
+        );
+        assert_eq!(store.retry_mails(200, true).unwrap(), 1);
+        store.mark_mail_sent(due[0].id, 201).unwrap();
+        assert!(store.mails(Some(MailState::Pending)).unwrap().is_empty());
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn duplicate_message_id_is_refused_and_nothing_is_half_saved() {
+        let dir = tmp();
+        let store = Store::open(&dir).unwrap();
+        let id = MailboxId::parse("77513").unwrap();
+        store
+            .upsert_mailbox(&Mailbox {
+                id: id.clone(),
+                email: "a@example.org".into(),
+                name: None,
+            })
+            .unwrap();
+        let mail = NewMail {
+            kind: "voicemail".into(),
+            message_id: "<same@coda>".into(),
+            from: "a@b".into(),
+            to: vec!["c@d".into()],
+            raw: vec![],
+        };
+        store.enqueue_mail(&mail, 1).unwrap();
+        let msg = NewMessage {
+            mailbox: id.clone(),
+            caller: String::new(),
+            caller_display: String::new(),
+            received_unix: 1,
+            reason: DiversionReason::Unknown,
+            audio: vec![1; 8000],
+        };
+        // The outbox insert fails, so the message row must roll back with it.
+        assert!(store
+            .save_message_with_mail(&msg, |_| Some(mail.clone()))
+            .is_err());
+        assert_eq!(store.message_count(&id).unwrap(), 0);
         std::fs::remove_dir_all(dir).ok();
     }
 
