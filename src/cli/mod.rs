@@ -100,6 +100,7 @@ pub fn mail(
 /// Logs to stderr, `RUST_LOG` style filter, `info` by default.
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CODA_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_env("RUST_LOG"))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,symphonia=warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
