@@ -24,7 +24,7 @@ BUILD_DEPS=(build-essential pkg-config libtiff-dev libjpeg-dev libclang-dev)
 # Test peers: baresip (caller), SIPp (scenarios), python3-venv for the Python peers
 # (pjsua2, aiosmtpd). espeak-ng and sox are only needed to regenerate
 # fixtures/audio (fixtures/audio/make.sh), not to run the tests.
-TEST_DEPS=(baresip-core sip-tester python3 python3-venv)
+TEST_DEPS=(baresip-core sip-tester python3 python3-venv openssl)
 
 section() { printf '\n==================== %s ====================\n' "$*"; }
 

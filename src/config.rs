@@ -208,6 +208,12 @@ pub struct SmtpConfig {
     pub username: Option<String>,
     pub password: Option<String>,
     pub timeout_secs: u64,
+    /// Extra CA certificate (PEM) trusted for the relay, e.g. the university's own CA.
+    pub ca_file: Option<PathBuf>,
+    /// Name checked against the relay's certificate (default: `host`).
+    pub tls_domain: Option<String>,
+    /// Accept any certificate. Only for tests; never in production.
+    pub danger_accept_invalid_certs: bool,
 }
 
 impl Default for SmtpConfig {
@@ -219,6 +225,9 @@ impl Default for SmtpConfig {
             username: None,
             password: None,
             timeout_secs: 30,
+            ca_file: None,
+            tls_domain: None,
+            danger_accept_invalid_certs: false,
         }
     }
 }

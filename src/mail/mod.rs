@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox as MailAddr, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::path::Path;
 use std::time::Duration;
@@ -47,17 +48,13 @@ impl Mailer {
             }
             MailTransportKind::Smtp => {
                 let s = &cfg.smtp;
-                let builder = match s.security {
-                    SmtpSecurity::None => {
-                        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host)
-                    }
-                    SmtpSecurity::Starttls => {
-                        AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&s.host)
-                            .map_err(|e| MailError::Transport(e.to_string()))?
-                    }
-                    SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&s.host)
-                        .map_err(|e| MailError::Transport(e.to_string()))?,
+                let tls = match s.security {
+                    SmtpSecurity::None => Tls::None,
+                    SmtpSecurity::Starttls => Tls::Required(tls_parameters(s)?),
+                    SmtpSecurity::Tls => Tls::Wrapper(tls_parameters(s)?),
                 };
+                let builder =
+                    AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host).tls(tls);
                 let mut builder = builder
                     .port(s.port)
                     .timeout(Some(Duration::from_secs(s.timeout_secs)));
@@ -137,6 +134,22 @@ pub fn to_queued(kind: &str, msg: &Message) -> NewMail {
         to: env.to().iter().map(|a| a.to_string()).collect(),
         raw: msg.formatted(),
     }
+}
+
+/// TLS towards the relay: certificates verified against the Mozilla roots plus `ca_file`,
+/// unless `danger_accept_invalid_certs` says otherwise.
+fn tls_parameters(s: &crate::config::SmtpConfig) -> Result<TlsParameters, MailError> {
+    let domain = s.tls_domain.clone().unwrap_or_else(|| s.host.clone());
+    let mut b = TlsParameters::builder(domain)
+        .dangerous_accept_invalid_certs(s.danger_accept_invalid_certs)
+        .dangerous_accept_invalid_hostnames(s.danger_accept_invalid_certs);
+    if let Some(path) = &s.ca_file {
+        let pem = std::fs::read(path)?;
+        let cert = Certificate::from_pem(&pem)
+            .map_err(|e| MailError::Transport(format!("{}: {e}", path.display())))?;
+        b = b.add_root_certificate(cert);
+    }
+    b.build().map_err(|e| MailError::Transport(e.to_string()))
 }
 
 /// `m:ss` of a duration in milliseconds.
