@@ -171,6 +171,30 @@ pub struct MailConfig {
     pub retry_horizon_hours: u32,
     /// Where warnings about undeliverable mail go; none: only logged and counted.
     pub admin_email: Option<String>,
+    pub templates: MailTemplates,
+}
+
+/// Subject and body of voicemail notifications. Placeholders: `{caller}`, `{name}`,
+/// `{mailbox}`, `{received}`, `{duration}`, `{message_id}`, `{reason}`, `{attachment_note}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MailTemplates {
+    pub subject: String,
+    pub body: String,
+}
+
+impl Default for MailTemplates {
+    fn default() -> Self {
+        Self {
+            subject: "Voicemail from {caller} ({duration})".into(),
+            body: "You have a new voicemail for {name} (mailbox {mailbox}).\n\n\
+                   From:     {caller}\n\
+                   Received: {received}\n\
+                   Duration: {duration}\n\n\
+                   {attachment_note}\n"
+                .into(),
+        }
+    }
 }
 
 impl Default for MailConfig {
@@ -182,6 +206,7 @@ impl Default for MailConfig {
             timezone: "Europe/London".into(),
             retry_horizon_hours: 48,
             admin_email: None,
+            templates: MailTemplates::default(),
         }
     }
 }
@@ -244,9 +269,20 @@ pub struct PromptsConfig {
 #[serde(deny_unknown_fields)]
 pub struct MailboxConfig {
     pub extension: String,
+    /// One address or several separated by commas.
     pub email: String,
     #[serde(default)]
     pub name: Option<String>,
+    /// Attach the audio (otherwise the mail only says a message is waiting).
+    #[serde(default = "yes")]
+    pub attach: bool,
+    /// Delete each message once its mail was accepted (non-person lines).
+    #[serde(default)]
+    pub email_only: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Why a configuration could not be used.

@@ -20,6 +20,12 @@ pub enum MailboxCmd {
         email: String,
         #[arg(long)]
         name: Option<String>,
+        /// Mail only a notice, without the audio.
+        #[arg(long)]
+        notify_only: bool,
+        /// Delete each message once its mail was accepted (non-person lines).
+        #[arg(long)]
+        email_only: bool,
     },
     /// List mailboxes.
     List {
@@ -143,12 +149,19 @@ pub fn mailbox(
             extension,
             email,
             name,
+            notify_only,
+            email_only,
         } => {
             let id = MailboxId::parse(&extension)?;
-            email
-                .parse::<lettre::Address>()
-                .map_err(|e| format!("invalid email address: {e}"))?;
-            store.upsert_mailbox(&Mailbox { id, email, name })?;
+            for a in email.split(',').map(str::trim) {
+                a.parse::<lettre::Address>()
+                    .map_err(|e| format!("invalid email address {a:?}: {e}"))?;
+            }
+            store.upsert_mailbox(&Mailbox {
+                attach: !notify_only,
+                email_only,
+                ..Mailbox::new(id, email, name)
+            })?;
             println!("mailbox {extension} saved");
         }
         MailboxCmd::List { json } => {

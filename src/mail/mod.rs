@@ -133,6 +133,7 @@ pub fn to_queued(kind: &str, msg: &Message) -> NewMail {
         from: env.from().map(|a| a.to_string()).unwrap_or_default(),
         to: env.to().iter().map(|a| a.to_string()).collect(),
         raw: msg.formatted(),
+        delete_message: None,
     }
 }
 
@@ -170,7 +171,47 @@ pub fn format_time(unix: i64, tz: &str) -> String {
     }
 }
 
-/// Builds the notification for a new voicemail.
+/// Fills `{name}` placeholders; unknown ones are left as written.
+pub fn render_template(template: &str, vars: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(template.len() + 64);
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        match after.find('}') {
+            Some(close) if vars.iter().any(|(k, _)| *k == &after[..close]) => {
+                let key = &after[..close];
+                if let Some((_, v)) = vars.iter().find(|(k, _)| *k == key) {
+                    out.push_str(v);
+                }
+                rest = &after[close + 1..];
+            }
+            _ => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn html_escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        match c {
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '&' => o.push_str("&amp;"),
+            '"' => o.push_str("&quot;"),
+            _ => o.push(c),
+        }
+    }
+    o
+}
+
+/// Builds the notification for a new voicemail from the configured templates: a plain-text
+/// part, the same text as simple HTML, and (unless the mailbox is notify-only) the WAV.
 pub fn voicemail_mail(
     cfg: &MailConfig,
     mailbox: &Mailbox,
@@ -181,45 +222,68 @@ pub fn voicemail_mail(
         .from
         .parse()
         .map_err(|e: lettre::address::AddressError| MailError::Address(e.to_string()))?;
-    let to_addr = mailbox
-        .email
-        .parse()
-        .map_err(|e: lettre::address::AddressError| MailError::Address(e.to_string()))?;
-    let to = MailAddr::new(mailbox.name.clone(), to_addr);
+    let mut builder = Message::builder().from(from).message_id(None);
+    let mut any = false;
+    for a in mailbox.recipients() {
+        let addr = a
+            .parse()
+            .map_err(|e: lettre::address::AddressError| MailError::Address(e.to_string()))?;
+        builder = builder.to(MailAddr::new(mailbox.name.clone(), addr));
+        any = true;
+    }
+    if !any {
+        return Err(MailError::Address("the mailbox has no address".into()));
+    }
     let when = format_time(msg.received_unix, &cfg.timezone);
     let dur = format_duration(msg.duration_ms);
-    let subject = format!("Voicemail from {} ({dur})", msg.caller_display);
     let owner = mailbox
         .name
         .clone()
         .unwrap_or_else(|| format!("extension {}", mailbox.id));
-    let body = format!(
-        "You have a new voicemail for {owner} (mailbox {mb}).\n\n\
-         From:     {caller}\n\
-         Received: {when}\n\
-         Duration: {dur}\n\n\
-         The message is attached as a WAV file. It also remains in your mailbox:\n\
-         dial the voicemail service from your phone to hear, save or delete it.\n",
-        mb = mailbox.id,
-        caller = msg.caller_display,
+    let note = match (mailbox.attach, mailbox.email_only) {
+        (true, false) => {
+            "The message is attached as a WAV file. It also remains in your mailbox:\n\
+                          dial the voicemail service to hear, save or delete it."
+        }
+        (true, true) => "The message is attached as a WAV file.",
+        (false, _) => "Dial the voicemail service from your phone to hear it.",
+    };
+    let id = msg.id.0.to_string();
+    let mb = mailbox.id.to_string();
+    let vars = [
+        ("caller", msg.caller_display.as_str()),
+        ("name", owner.as_str()),
+        ("mailbox", mb.as_str()),
+        ("received", when.as_str()),
+        ("duration", dur.as_str()),
+        ("message_id", id.as_str()),
+        ("reason", msg.reason.as_str()),
+        ("attachment_note", note),
+    ];
+    let subject = render_template(&cfg.templates.subject, &vars);
+    let text = render_template(&cfg.templates.body, &vars);
+    let html = format!(
+        "<html><body><p>{}</p></body></html>",
+        html_escape(&text)
+            .replace("\n\n", "</p><p>")
+            .replace('\n', "<br>")
     );
-    let stamp = DateTime::from_timestamp(msg.received_unix, 0)
-        .unwrap_or_default()
-        .format("%Y%m%d-%H%M%S");
-    let attachment = Attachment::new(format!("msg-{stamp}.wav")).body(
-        wav_bytes(audio),
-        ContentType::parse("audio/wav").map_err(|e| MailError::Build(e.to_string()))?,
-    );
-    Message::builder()
-        .from(from)
-        .to(to)
+    let body = MultiPart::alternative()
+        .singlepart(SinglePart::plain(text))
+        .singlepart(SinglePart::html(html));
+    let mut content = MultiPart::mixed().multipart(body);
+    if mailbox.attach {
+        let stamp = DateTime::from_timestamp(msg.received_unix, 0)
+            .unwrap_or_default()
+            .format("%Y%m%d-%H%M%S");
+        content = content.singlepart(Attachment::new(format!("msg-{stamp}.wav")).body(
+            wav_bytes(audio),
+            ContentType::parse("audio/wav").map_err(|e| MailError::Build(e.to_string()))?,
+        ));
+    }
+    builder
         .subject(subject)
-        .message_id(None)
-        .multipart(
-            MultiPart::mixed()
-                .singlepart(SinglePart::plain(body))
-                .singlepart(attachment),
-        )
+        .multipart(content)
         .map_err(|e| MailError::Build(e.to_string()))
 }
 
@@ -231,11 +295,11 @@ mod tests {
     #[test]
     fn mail_parses_back_with_attachment() {
         let cfg = MailConfig::default();
-        let mb = Mailbox {
-            id: MailboxId::parse("77513").unwrap(),
-            email: "alice@example.ac.uk".into(),
-            name: Some("Zoë Ñandú".into()),
-        };
+        let mb = Mailbox::new(
+            MailboxId::parse("77513").unwrap(),
+            "alice@example.ac.uk",
+            Some("Zoë Ñandú".into()),
+        );
         let audio: Vec<i16> = (0..8000).map(|i| (i * 7 % 3000) as i16).collect();
         let msg = StoredMessage {
             id: MessageId(1),
@@ -262,6 +326,70 @@ mod tests {
         assert_eq!(att.contents(), wav_bytes(&audio).as_slice());
         let text = parsed.body_text(0).unwrap();
         assert!(text.contains("Duration: 0:01"), "{text}");
+    }
+
+    #[test]
+    fn templates_fill_placeholders_and_keep_unknown_ones() {
+        let v = [("caller", "01865 277514"), ("duration", "0:42")];
+        assert_eq!(
+            render_template("From {caller} ({duration}) {nope} {", &v),
+            "From 01865 277514 (0:42) {nope} {"
+        );
+    }
+
+    #[test]
+    fn notify_only_mailbox_with_two_recipients_has_no_attachment() {
+        let mut cfg = MailConfig::default();
+        cfg.templates.subject = "VM {mailbox}: {caller}".into();
+        let mut mb = Mailbox::new(
+            MailboxId::parse("12345").unwrap(),
+            "desk@example.ac.uk, office@example.ac.uk",
+            None,
+        );
+        mb.attach = false;
+        let msg = StoredMessage {
+            id: MessageId(7),
+            mailbox: mb.id.clone(),
+            caller: String::new(),
+            caller_display: "an unknown caller".into(),
+            received_unix: 1_782_000_000,
+            duration_ms: 4000,
+            reason: DiversionReason::Busy,
+            audio_path: "x".into(),
+            folder: Folder::New,
+        };
+        let raw = voicemail_mail(&cfg, &mb, &msg, &[0; 800])
+            .unwrap()
+            .formatted();
+        let parsed = mail_parser::MessageParser::default().parse(&raw).unwrap();
+        assert_eq!(parsed.subject(), Some("VM 12345: an unknown caller"));
+        assert_eq!(parsed.to().unwrap().iter().count(), 2);
+        assert_eq!(parsed.attachments().count(), 0);
+        assert!(parsed.body_html(0).unwrap().contains("an unknown caller"));
+        assert!(parsed
+            .body_text(0)
+            .unwrap()
+            .contains("Dial the voicemail service"));
+    }
+
+    #[test]
+    fn malformed_address_is_a_clear_error() {
+        let mb = Mailbox::new(MailboxId::parse("12345").unwrap(), "not an address", None);
+        let msg = StoredMessage {
+            id: MessageId(7),
+            mailbox: mb.id.clone(),
+            caller: String::new(),
+            caller_display: String::new(),
+            received_unix: 0,
+            duration_ms: 0,
+            reason: DiversionReason::Busy,
+            audio_path: "x".into(),
+            folder: Folder::New,
+        };
+        assert!(matches!(
+            voicemail_mail(&MailConfig::default(), &mb, &msg, &[]),
+            Err(MailError::Address(_))
+        ));
     }
 
     #[test]

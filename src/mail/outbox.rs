@@ -117,6 +117,7 @@ impl Worker {
         let d = decide(&mail, &result, now, horizon);
         let store = self.store.clone();
         let id = mail.id;
+        let delete = mail.delete_message;
         match &d {
             Disposition::Sent => {
                 Metrics::inc(&self.metrics.mails_sent_total);
@@ -141,7 +142,14 @@ impl Worker {
         };
         let res = tokio::task::spawn_blocking(move || -> Result<(), crate::store::StoreError> {
             match d {
-                Disposition::Sent => store.mark_mail_sent(id, now),
+                Disposition::Sent => {
+                    store.mark_mail_sent(id, now)?;
+                    if let Some(m) = delete {
+                        // Email-only mailbox: the server has it, the mailbox need not keep it.
+                        store.delete_message(crate::store::MessageId(m))?;
+                    }
+                    Ok(())
+                }
                 Disposition::RetryAt(t) => store.mark_mail_retry(id, t, &short(&result)),
                 Disposition::GiveUp(why) => {
                     store.mark_mail_failed(id, &why)?;
@@ -230,6 +238,7 @@ mod tests {
             next_attempt: created,
             state: MailState::Pending,
             last_error: None,
+            delete_message: None,
         }
     }
 

@@ -17,7 +17,7 @@ use crate::admin::Metrics;
 use crate::config::Config;
 use crate::mail::{to_queued, voicemail_mail, Mailer};
 use crate::media::prompts::PromptSet;
-use crate::store::{read_wav, Mailbox, MailboxId, NewMessage, Store};
+use crate::store::{read_wav, Mailbox, MailboxId, NewMail, NewMessage, Store};
 
 pub use call::{CallCtl, CallReport};
 
@@ -98,9 +98,9 @@ pub async fn run(
     for m in &cfg.mailboxes {
         let id = MailboxId::parse(&m.extension)?;
         store.upsert_mailbox(&Mailbox {
-            id,
-            email: m.email.clone(),
-            name: m.name.clone(),
+            attach: m.attach,
+            email_only: m.email_only,
+            ..Mailbox::new(id, m.email.clone(), m.name.clone())
         })?;
     }
     let mailer = Mailer::from_config(&cfg.mail, &data.join("outbox"))?;
@@ -192,7 +192,10 @@ pub(crate) async fn save_and_notify(
         let mut mail_error = None;
         let stored = sh.store.save_message_with_mail(&msg, |stored| {
             match voicemail_mail(&sh.cfg.mail, &mailbox, stored, &msg.audio) {
-                Ok(m) => Some(to_queued("voicemail", &m)),
+                Ok(m) => Some(NewMail {
+                    delete_message: mailbox.email_only.then_some(stored.id.0),
+                    ..to_queued("voicemail", &m)
+                }),
                 Err(e) => {
                     mail_error = Some(e);
                     None

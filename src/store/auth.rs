@@ -266,7 +266,7 @@ impl Store {
     pub fn check_pin(
         &self,
         id: &MailboxId,
-        verify: impl Fn(&str) -> bool,
+        verify: impl FnOnce(&str) -> bool,
         now: i64,
         policy: impl Into<AuthPolicy>,
     ) -> Result<LoginOutcome, StoreError> {
@@ -292,7 +292,7 @@ impl Store {
             Some(_) => failures = 0,
             None => {}
         }
-        let ok = row.active_hash(now).is_some_and(&verify);
+        let ok = row.active_hash(now).is_some_and(verify);
         let outcome = if ok {
             tx.execute(
                 &format!(

@@ -5,6 +5,7 @@
 //! (SQLite in WAL mode with `synchronous=FULL`). A crash between the two leaves an orphan file,
 //! never a row without audio. Calls are blocking: the tokio shell runs them on the blocking pool.
 
+mod auth;
 mod outbox;
 mod spool;
 
@@ -12,6 +13,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+pub use auth::{AuditEvent, AuthPolicy, LoginOutcome, PinStatus};
 pub use outbox::{MailState, NewMail, OutboxStats, QueuedMail};
 pub use spool::{read_wav, wav_bytes, write_wav_durably};
 
@@ -48,8 +50,35 @@ pub struct MessageId(pub i64);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mailbox {
     pub id: MailboxId,
+    /// One address, or several separated by commas.
     pub email: String,
     pub name: Option<String>,
+    /// Attach the audio to the notification (otherwise notify only).
+    pub attach: bool,
+    /// Remove the message from the mailbox once the mail server accepted the notification
+    /// (usual for non-person lines).
+    pub email_only: bool,
+}
+
+impl Mailbox {
+    /// A mailbox with the default options: audio attached, messages kept.
+    pub fn new(id: MailboxId, email: impl Into<String>, name: Option<String>) -> Self {
+        Self {
+            id,
+            email: email.into(),
+            name,
+            attach: true,
+            email_only: false,
+        }
+    }
+
+    /// The notification recipients.
+    pub fn recipients(&self) -> impl Iterator<Item = &str> {
+        self.email
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+    }
 }
 
 /// Why the caller was sent to voicemail.
@@ -153,6 +182,19 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
 }
 
+/// Adds a column to a table created by an earlier version, if it is missing.
+fn add_column(conn: &Connection, table: &str, column: &str, decl: &str) -> rusqlite::Result<()> {
+    let mut st = conn.prepare(&format!("PRAGMA table_info({table})"))?;
+    let exists = st
+        .query_map([], |r| r.get::<_, String>(1))?
+        .filter_map(Result::ok)
+        .any(|c| c == column);
+    if !exists {
+        conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {decl}"))?;
+    }
+    Ok(())
+}
+
 /// SQLite + spool directory.
 pub struct Store {
     conn: Mutex<Connection>,
@@ -175,7 +217,9 @@ impl Store {
                  id TEXT PRIMARY KEY,
                  email TEXT NOT NULL,
                  name TEXT,
-                 generation INTEGER NOT NULL DEFAULT 1
+                 generation INTEGER NOT NULL DEFAULT 1,
+                 attach INTEGER NOT NULL DEFAULT 1,
+                 email_only INTEGER NOT NULL DEFAULT 0
              );
              CREATE TABLE IF NOT EXISTS messages(
                  id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -189,6 +233,13 @@ impl Store {
                  folder TEXT NOT NULL DEFAULT 'new'
              );
              CREATE INDEX IF NOT EXISTS messages_mailbox ON messages(mailbox, folder);",
+        )?;
+        add_column(&conn, "mailboxes", "attach", "INTEGER NOT NULL DEFAULT 1")?;
+        add_column(
+            &conn,
+            "mailboxes",
+            "email_only",
+            "INTEGER NOT NULL DEFAULT 0",
         )?;
         outbox::migrate(&conn)?;
         Ok(Self {
@@ -206,9 +257,10 @@ impl Store {
     /// Creates a mailbox or updates its owner data.
     pub fn upsert_mailbox(&self, mb: &Mailbox) -> Result<(), StoreError> {
         self.conn().execute(
-            "INSERT INTO mailboxes(id, email, name) VALUES (?1, ?2, ?3)
-             ON CONFLICT(id) DO UPDATE SET email = excluded.email, name = excluded.name",
-            params![mb.id.as_str(), mb.email, mb.name],
+            "INSERT INTO mailboxes(id, email, name, attach, email_only) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(id) DO UPDATE SET email = excluded.email, name = excluded.name,
+                 attach = excluded.attach, email_only = excluded.email_only",
+            params![mb.id.as_str(), mb.email, mb.name, mb.attach, mb.email_only],
         )?;
         Ok(())
     }
@@ -217,33 +269,46 @@ impl Store {
         let row = self
             .conn()
             .query_row(
-                "SELECT email, name FROM mailboxes WHERE id = ?1",
+                "SELECT email, name, attach, email_only FROM mailboxes WHERE id = ?1",
                 params![id.as_str()],
-                |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)),
+                |r| {
+                    Ok(Mailbox {
+                        id: id.clone(),
+                        email: r.get(0)?,
+                        name: r.get(1)?,
+                        attach: r.get(2)?,
+                        email_only: r.get(3)?,
+                    })
+                },
             )
             .optional()?;
-        Ok(row.map(|(email, name)| Mailbox {
-            id: id.clone(),
-            email,
-            name,
-        }))
+        Ok(row)
     }
 
     pub fn mailboxes(&self) -> Result<Vec<Mailbox>, StoreError> {
         let conn = self.conn();
-        let mut st = conn.prepare("SELECT id, email, name FROM mailboxes ORDER BY id")?;
+        let mut st =
+            conn.prepare("SELECT id, email, name, attach, email_only FROM mailboxes ORDER BY id")?;
         let rows = st.query_map([], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
                 r.get::<_, Option<String>>(2)?,
+                r.get::<_, bool>(3)?,
+                r.get::<_, bool>(4)?,
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, email, name) = row?;
+            let (id, email, name, attach, email_only) = row?;
             if let Ok(id) = MailboxId::parse(&id) {
-                out.push(Mailbox { id, email, name });
+                out.push(Mailbox {
+                    id,
+                    email,
+                    name,
+                    attach,
+                    email_only,
+                });
             }
         }
         Ok(out)
@@ -343,6 +408,29 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Removes a message and its audio (used by email-only mailboxes once mailed).
+    pub fn delete_message(&self, id: MessageId) -> Result<bool, StoreError> {
+        let path: Option<String> = self
+            .conn()
+            .query_row(
+                "DELETE FROM messages WHERE id = ?1 RETURNING audio_path",
+                params![id.0],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match path {
+            Some(p) => {
+                match std::fs::remove_file(&p) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e.into()),
+                }
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
     /// Path where a greeting of this kind lives (whether or not it exists).
     pub fn greeting_path(&self, id: &MailboxId, kind: GreetingKind) -> PathBuf {
         self.spool
@@ -405,11 +493,7 @@ mod tests {
         let store = Store::open(&dir).unwrap();
         let id = MailboxId::parse("77513").unwrap();
         store
-            .upsert_mailbox(&Mailbox {
-                id: id.clone(),
-                email: "a@example.org".into(),
-                name: None,
-            })
+            .upsert_mailbox(&Mailbox::new(id.clone(), "a@example.org", None))
             .unwrap();
         let audio: Vec<i16> = (0..16000).map(|i| ((i % 100) * 100) as i16).collect();
         let m = store
@@ -439,11 +523,7 @@ mod tests {
         let store = Store::open(&dir).unwrap();
         let id = MailboxId::parse("77513").unwrap();
         store
-            .upsert_mailbox(&Mailbox {
-                id: id.clone(),
-                email: "a@example.org".into(),
-                name: None,
-            })
+            .upsert_mailbox(&Mailbox::new(id.clone(), "a@example.org", None))
             .unwrap();
         let msg = NewMessage {
             mailbox: id.clone(),
@@ -461,6 +541,7 @@ mod tests {
                     from: "vm@example.org".into(),
                     to: vec!["a@example.org".into()],
                     raw: b"Subject: x\r\n\r\nbody".to_vec(),
+                    delete_message: Some(m.id.0),
                 })
             })
             .unwrap();
@@ -488,6 +569,12 @@ mod tests {
         assert_eq!(store.retry_mails(200, true).unwrap(), 1);
         store.mark_mail_sent(due[0].id, 201).unwrap();
         assert!(store.mails(Some(MailState::Pending)).unwrap().is_empty());
+        assert_eq!(due[0].delete_message, Some(stored.id.0));
+        let path = store.messages(&id).unwrap()[0].audio_path.clone();
+        assert!(store.delete_message(stored.id).unwrap());
+        assert!(!path.exists());
+        assert_eq!(store.message_count(&id).unwrap(), 0);
+        assert!(!store.delete_message(stored.id).unwrap());
         std::fs::remove_dir_all(dir).ok();
     }
 
@@ -497,11 +584,7 @@ mod tests {
         let store = Store::open(&dir).unwrap();
         let id = MailboxId::parse("77513").unwrap();
         store
-            .upsert_mailbox(&Mailbox {
-                id: id.clone(),
-                email: "a@example.org".into(),
-                name: None,
-            })
+            .upsert_mailbox(&Mailbox::new(id.clone(), "a@example.org", None))
             .unwrap();
         let mail = NewMail {
             kind: "voicemail".into(),
@@ -509,6 +592,7 @@ mod tests {
             from: "a@b".into(),
             to: vec!["c@d".into()],
             raw: vec![],
+            delete_message: None,
         };
         store.enqueue_mail(&mail, 1).unwrap();
         let msg = NewMessage {

@@ -22,6 +22,8 @@ pub struct NewMail {
     pub to: Vec<String>,
     /// The formatted RFC 5322 message.
     pub raw: Vec<u8>,
+    /// Delete this message once the mail is accepted (email-only mailboxes).
+    pub delete_message: Option<i64>,
 }
 
 /// Where a queued mail stands.
@@ -64,6 +66,7 @@ pub struct QueuedMail {
     pub next_attempt: i64,
     pub state: MailState,
     pub last_error: Option<String>,
+    pub delete_message: Option<i64>,
 }
 
 /// Summary for metrics.
@@ -92,20 +95,23 @@ pub(super) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
              sent_at INTEGER
          );
          CREATE INDEX IF NOT EXISTS outbox_due ON outbox(state, next_attempt);",
-    )
+    )?;
+    super::add_column(conn, "outbox", "delete_message", "INTEGER")
 }
 
 pub(super) fn insert(conn: &Connection, mail: &NewMail, now: i64) -> rusqlite::Result<i64> {
     conn.execute(
-        "INSERT INTO outbox(kind, message_id, mail_from, rcpt, raw, created, next_attempt)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+        "INSERT INTO outbox(kind, message_id, mail_from, rcpt, raw, created, next_attempt,
+                            delete_message)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
         params![
             mail.kind,
             mail.message_id,
             mail.from,
             mail.to.join("\n"),
             mail.raw,
-            now
+            now,
+            mail.delete_message
         ],
     )?;
     Ok(conn.last_insert_rowid())
@@ -129,11 +135,12 @@ fn row_to_mail(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueuedMail> {
         next_attempt: r.get(8)?,
         state: MailState::parse(&r.get::<_, String>(9)?),
         last_error: r.get(10)?,
+        delete_message: r.get(11)?,
     })
 }
 
 const COLUMNS: &str =
-    "id, kind, message_id, mail_from, rcpt, raw, created, attempts, next_attempt, state, last_error";
+    "id, kind, message_id, mail_from, rcpt, raw, created, attempts, next_attempt, state, last_error, delete_message";
 
 impl Store {
     /// Queues a mail durably (committed before return).
