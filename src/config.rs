@@ -34,6 +34,41 @@ pub struct SipConfig {
     pub public_address: Option<IpAddr>,
     /// User-Agent / Server header value.
     pub server_name: String,
+    /// Networks (CIDR) whose SUBSCRIBEs are accepted without authentication: the PBX and
+    /// the phones' subnets.
+    pub trusted_networks: Vec<String>,
+}
+
+impl SipConfig {
+    /// Whether `ip` is inside one of `trusted_networks`.
+    pub fn is_trusted(&self, ip: IpAddr) -> bool {
+        self.trusted_networks.iter().any(|n| cidr_contains(n, ip))
+    }
+}
+
+/// `a.b.c.d/len` or `v6/len` (a bare address is /32 or /128).
+pub fn cidr_contains(net: &str, ip: IpAddr) -> bool {
+    let (addr, len) = match net.split_once('/') {
+        Some((a, l)) => (a, l.parse::<u32>().ok()),
+        None => (net, None),
+    };
+    match (addr.parse::<IpAddr>(), ip) {
+        (Ok(IpAddr::V4(n)), IpAddr::V4(i)) => {
+            let len = len.unwrap_or(32).min(32);
+            let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+            u32::from(n) & mask == u32::from(i) & mask
+        }
+        (Ok(IpAddr::V6(n)), IpAddr::V6(i)) => {
+            let len = len.unwrap_or(128).min(128);
+            let mask = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - len)
+            };
+            u128::from(n) & mask == u128::from(i) & mask
+        }
+        _ => false,
+    }
 }
 
 impl Default for SipConfig {
@@ -42,6 +77,7 @@ impl Default for SipConfig {
             listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 5060),
             public_address: None,
             server_name: format!("coda/{}", env!("CARGO_PKG_VERSION")),
+            trusted_networks: vec!["127.0.0.0/8".into(), "::1/128".into()],
         }
     }
 }
@@ -330,6 +366,17 @@ impl Config {
         if self.mail.timezone.parse::<chrono_tz::Tz>().is_err() {
             return Err(format!("unknown time zone {:?}", self.mail.timezone));
         }
+        for n in &self.sip.trusted_networks {
+            let ok = match n.split_once('/') {
+                Some((a, l)) => a.parse::<IpAddr>().is_ok() && l.parse::<u8>().is_ok(),
+                None => n.parse::<IpAddr>().is_ok(),
+            };
+            if !ok {
+                return Err(format!(
+                    "sip.trusted_networks: {n:?} is not an address or CIDR"
+                ));
+            }
+        }
         for m in &self.mailboxes {
             crate::store::MailboxId::parse(&m.extension)
                 .map_err(|e| format!("mailbox {:?}: {e}", m.extension))?;
@@ -370,6 +417,18 @@ mod tests {
         assert_eq!(c.voicemail.silence_secs, d.voicemail.silence_secs);
         assert_eq!(c.limits.max_calls, d.limits.max_calls);
         assert_eq!(c.numbering, d.numbering);
+    }
+
+    #[test]
+    fn trusted_networks_match_by_prefix() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(cidr_contains("10.1.0.0/16", ip("10.1.200.3")));
+        assert!(!cidr_contains("10.1.0.0/16", ip("10.2.0.1")));
+        assert!(cidr_contains("192.0.2.7", ip("192.0.2.7")));
+        assert!(cidr_contains("::1/128", ip("::1")));
+        assert!(!cidr_contains("::1/128", ip("127.0.0.1")));
+        assert!(Config::default().sip.is_trusted(ip("127.0.0.5")));
+        assert!(Config::from_toml("[sip]\ntrusted_networks = [\"10.0.0.0/x\"]").is_err());
     }
 
     #[test]

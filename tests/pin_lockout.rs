@@ -30,13 +30,7 @@ impl Drop for TempDir {
 fn mailbox(store: &Store) -> MailboxId {
     let id = MailboxId::parse("77513").unwrap();
     store
-        .upsert_mailbox(&Mailbox {
-            id: id.clone(),
-            email: "owner@example.org".into(),
-            name: None,
-            attach: true,
-            email_only: false,
-        })
+        .upsert_mailbox(&Mailbox::new(id.clone(), "owner@example.org", None))
         .unwrap();
     id
 }

@@ -2,8 +2,11 @@
 //! feeds them audio, digits and time and carries out what they ask.
 
 pub mod deposit;
+pub mod mwi;
 pub mod pin;
+pub mod retrieval;
 pub mod routing;
+pub mod say;
 
 use std::sync::Arc;
 

@@ -70,6 +70,8 @@ pub struct Worker {
     pub metrics: Arc<Metrics>,
     /// Poked whenever a mail is queued.
     pub wake: Arc<Notify>,
+    /// Told when an email-only mailbox lost a message (its lamps must follow).
+    pub changed: Option<tokio::sync::mpsc::UnboundedSender<crate::store::MailboxId>>,
 }
 
 impl Worker {
@@ -118,6 +120,7 @@ impl Worker {
         let store = self.store.clone();
         let id = mail.id;
         let delete = mail.delete_message;
+        let changed = self.changed.clone();
         match &d {
             Disposition::Sent => {
                 Metrics::inc(&self.metrics.mails_sent_total);
@@ -146,7 +149,11 @@ impl Worker {
                     store.mark_mail_sent(id, now)?;
                     if let Some(m) = delete {
                         // Email-only mailbox: the server has it, the mailbox need not keep it.
-                        store.delete_message(crate::store::MessageId(m))?;
+                        if let Some(mb) = store.delete_message(crate::store::MessageId(m))? {
+                            if let Some(tx) = &changed {
+                                let _ = tx.send(mb);
+                            }
+                        }
                     }
                     Ok(())
                 }

@@ -17,14 +17,14 @@ use tracing::{debug, info, trace, warn};
 
 use crate::admin::Metrics;
 use crate::apps::deposit::{Deposit, DepositConfig, DepositSetup, Greetings};
-use crate::apps::routing;
+use crate::apps::{mwi, routing};
 use crate::numbering::Caller;
 use crate::sdp::{self, Codec, LocalMedia, SessionDescription};
 use crate::sip::transaction::{
     TimerConfig, Transaction, TransactionKey, TransactionTable, TxEvent, Uas2xxRetransmitter,
 };
 use crate::sip::{self, Message, Method, NameAddr, Request, Response, Uri};
-use crate::store::{GreetingKind, NewMessage};
+use crate::store::{GreetingKind, MailboxId, NewMessage};
 
 use super::call::{self, CallCtl, CallReport, CallSetup};
 use super::Shared;
@@ -160,6 +160,24 @@ struct Dialog {
     pending: Option<PendingCall>,
 }
 
+/// Where requests inside a dialog go and what they carry.
+#[derive(Clone)]
+struct DialogRoute {
+    call_id: String,
+    local_party: String,
+    remote_party: String,
+    remote_target: Uri,
+    route_set: Vec<String>,
+    peer: SocketAddr,
+    transport: Transport,
+}
+
+/// A message-summary subscription's dialog.
+struct SubDialog {
+    route: DialogRoute,
+    next_cseq: u32,
+}
+
 /// What a call task needs besides the negotiated media.
 struct CallParts {
     call_id: String,
@@ -186,12 +204,19 @@ pub struct Endpoint {
     txs: TransactionTable,
     tx_dest: HashMap<TransactionKey, (SocketAddr, Transport)>,
     timers: TimerConfig,
+    /// Message-waiting subscriptions and the channel that says a mailbox changed.
+    mwi: mwi::Registry<SubDialog>,
+    changed_rx: Option<mpsc::UnboundedReceiver<MailboxId>>,
     next_rtp_port: u16,
     stopping: bool,
 }
 
 impl Endpoint {
-    pub fn new(shared: Arc<Shared>, udp: Arc<UdpSocket>) -> Self {
+    pub fn new(
+        shared: Arc<Shared>,
+        udp: Arc<UdpSocket>,
+        changed_rx: mpsc::UnboundedReceiver<MailboxId>,
+    ) -> Self {
         let (report_tx, report_rx) = mpsc::channel(1024);
         let start = shared.cfg.rtp.port_min;
         Self {
@@ -203,6 +228,8 @@ impl Endpoint {
             txs: TransactionTable::default(),
             tx_dest: HashMap::new(),
             timers: TimerConfig::DEFAULT,
+            mwi: mwi::Registry::new(16),
+            changed_rx: Some(changed_rx),
             next_rtp_port: start,
             stopping: false,
         }
@@ -210,6 +237,7 @@ impl Endpoint {
 
     pub async fn run(mut self, mut rx: mpsc::Receiver<Input>, mut stop: watch::Receiver<bool>) {
         let mut reports = self.report_rx.take().expect("taken once at start");
+        let mut changed = self.changed_rx.take().expect("taken once at start");
         loop {
             let wake = self
                 .next_timer()
@@ -219,6 +247,7 @@ impl Endpoint {
                     self.on_packet(&bytes, from, transport).await
                 }
                 Some(r) = reports.recv() => self.on_report(r).await,
+                Some(mb) = changed.recv() => self.on_mailbox_changed(mb).await,
                 _ = tokio::time::sleep_until(wake.into()) => {},
                 Ok(()) = stop.changed(), if !self.stopping => {
                     self.stopping = true;
@@ -245,6 +274,16 @@ impl Endpoint {
 
     async fn on_timers(&mut self, now: Instant) {
         self.txs.handle_timeout(now);
+        for (_key, sub) in self.mwi.handle_timeout(now) {
+            // RFC 6665 §4.2.2: a subscription that ran out gets a final NOTIFY.
+            self.notify(
+                &sub.mailbox,
+                sub.dialog,
+                Some("terminated;reason=timeout"),
+                0,
+            )
+            .await;
+        }
         let mut sends: Vec<(Vec<u8>, SocketAddr, Transport)> = Vec::new();
         let mut dead_dialogs = Vec::new();
         for (cid, d) in self.dialogs.iter_mut() {
@@ -496,8 +535,8 @@ impl Endpoint {
                 let r = self.base_response(&req, 200);
                 self.respond(&req, r, from, &transport).await;
             }
+            Method::Subscribe => self.on_subscribe(req, from, transport).await,
             Method::Register
-            | Method::Subscribe
             | Method::Publish
             | Method::Message
             | Method::Refer
@@ -780,36 +819,244 @@ impl Endpoint {
         let Some(d) = self.dialogs.remove(call_id) else {
             return;
         };
-        let (sent_by, transport_name) = (self.local_sent_by(), d.transport.name());
-        let branch = format!("z9hG4bK{}", random_token(16));
-        let mut bye = Request::new(Method::Bye, d.remote_target.clone());
-        bye.headers.push(
-            "Via",
-            format!("SIP/2.0/{transport_name} {sent_by};branch={branch};rport"),
-        );
-        bye.headers.push("Max-Forwards", "70");
-        bye.headers.push("From", d.local_party.clone());
-        bye.headers.push("To", d.remote_party.clone());
-        bye.headers.push("Call-ID", call_id.to_owned());
-        bye.headers.push("CSeq", format!("{} BYE", d.next_cseq));
-        for r in &d.route_set {
-            bye.headers.push("Route", r.clone());
-        }
-        bye.headers
-            .push("User-Agent", self.shared.cfg.sip.server_name.clone());
         debug!(call_id, tag = %d.local_tag, "sending BYE");
-        // A client non-INVITE transaction sends it and retransmits it (Timers E/F, §17.1.2).
-        match TransactionKey::client(&bye) {
+        let route = DialogRoute {
+            call_id: call_id.to_owned(),
+            local_party: d.local_party,
+            remote_party: d.remote_party,
+            remote_target: d.remote_target,
+            route_set: d.route_set,
+            peer: d.peer,
+            transport: d.transport,
+        };
+        let bye = self.in_dialog_request(Method::Bye, &route, d.next_cseq);
+        self.send_client_request(bye, &route).await;
+    }
+
+    /// A request inside a dialog we are the UAS of (RFC 3261 §12.2.1.1).
+    fn in_dialog_request(&self, method: Method, d: &DialogRoute, cseq: u32) -> Request {
+        let branch = format!("z9hG4bK{}", random_token(16));
+        let mut req = Request::new(method.clone(), d.remote_target.clone());
+        req.headers.push(
+            "Via",
+            format!(
+                "SIP/2.0/{} {};branch={branch};rport",
+                d.transport.name(),
+                self.local_sent_by()
+            ),
+        );
+        req.headers.push("Max-Forwards", "70");
+        req.headers.push("From", d.local_party.clone());
+        req.headers.push("To", d.remote_party.clone());
+        req.headers.push("Call-ID", d.call_id.clone());
+        req.headers.push("CSeq", format!("{cseq} {method}"));
+        for r in &d.route_set {
+            req.headers.push("Route", r.clone());
+        }
+        req.headers
+            .push("User-Agent", self.shared.cfg.sip.server_name.clone());
+        req
+    }
+
+    /// Sends a request through a client non-INVITE transaction, which retransmits it
+    /// (Timers E/F, RFC 3261 §17.1.2).
+    async fn send_client_request(&mut self, req: Request, d: &DialogRoute) {
+        match TransactionKey::client(&req) {
             Ok(key) => {
                 let reliable = matches!(d.transport, Transport::Tcp(_));
                 self.txs.insert(
                     key.clone(),
-                    Transaction::client(Instant::now(), bye, reliable, self.timers),
+                    Transaction::client(Instant::now(), req, reliable, self.timers),
                 );
                 self.tx_dest.insert(key, (d.peer, d.transport.clone()));
                 self.flush_transactions().await;
             }
-            Err(_) => self.send(&bye.to_bytes(), d.peer, &d.transport).await,
+            Err(_) => self.send(&req.to_bytes(), d.peer, &d.transport).await,
+        }
+    }
+
+    /// SUBSCRIBE for `message-summary` (RFC 3842, RFC 6665 §4.2).
+    async fn on_subscribe(&mut self, req: Request, from: SocketAddr, transport: Transport) {
+        let now = Instant::now();
+        if !self.shared.cfg.sip.is_trusted(from.ip()) {
+            debug!("SUBSCRIBE from an untrusted address refused");
+            return self.reject(&req, 403, from, &transport).await;
+        }
+        let event = req.headers.get("Event").map(|e| {
+            e.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+        if event.as_deref() != Some("message-summary") {
+            let mut r = self.base_response(&req, 489).with_to_tag(&random_token(8));
+            r.headers.push("Allow-Events", "message-summary");
+            return self.respond(&req, r, from, &transport).await;
+        }
+        let requested = req.headers.expires().ok().flatten();
+        let expires = match mwi::grant_expires(requested, mwi::ExpiresPolicy::default()) {
+            Ok(e) => e,
+            Err(mwi::MwiError::TooBrief { min }) => {
+                let mut r = self.base_response(&req, 423).with_to_tag(&random_token(8));
+                r.headers.push("Min-Expires", min.to_string());
+                return self.respond(&req, r, from, &transport).await;
+            }
+            Err(mwi::MwiError::TooMany) => return self.reject(&req, 503, from, &transport).await,
+        };
+        let call_id = req
+            .headers
+            .call_id()
+            .map(|c| c.as_str().to_owned())
+            .unwrap_or_default();
+        if let Some(tag) = req
+            .headers
+            .to()
+            .ok()
+            .and_then(|t| t.tag().map(str::to_owned))
+        {
+            // A refresh or an unsubscribe inside an existing subscription dialog.
+            let key = format!("{call_id};{tag}");
+            if self.mwi.refresh(now, &key, expires).is_none() {
+                return self.reject(&req, 481, from, &transport).await;
+            }
+            let mut r = self.base_response(&req, 200);
+            r.headers.push("Expires", expires.to_string());
+            r.headers.push("Contact", self.contact(&transport));
+            self.respond(&req, r, from, &transport).await;
+            if expires == 0 {
+                if let Some(sub) = self.mwi.remove(&key) {
+                    self.notify(
+                        &sub.mailbox,
+                        sub.dialog,
+                        Some("terminated;reason=noresource"),
+                        0,
+                    )
+                    .await;
+                }
+            } else {
+                self.notify_key(&key).await;
+            }
+            return;
+        }
+        let candidates = routing::mailbox_candidates(&req, &self.shared.cfg.numbering);
+        let store = self.shared.store.clone();
+        let found = tokio::task::spawn_blocking(move || {
+            candidates
+                .into_iter()
+                .find_map(|(id, _)| store.mailbox(&id).ok().flatten())
+        })
+        .await
+        .ok()
+        .flatten();
+        let Some(mailbox) = found else {
+            return self.reject(&req, 404, from, &transport).await;
+        };
+        let local_tag = random_token(10);
+        let mut ok = self.base_response(&req, 200).with_to_tag(&local_tag);
+        ok.headers.push("Expires", expires.to_string());
+        ok.headers.push("Contact", self.contact(&transport));
+        let route = DialogRoute {
+            call_id: call_id.clone(),
+            local_party: ok.headers.get("To").unwrap_or_default().to_owned(),
+            remote_party: req.headers.get("From").unwrap_or_default().to_owned(),
+            remote_target: req
+                .headers
+                .contacts()
+                .ok()
+                .and_then(|c| c.into_iter().next())
+                .map(|c| c.uri)
+                .unwrap_or_else(|| req.uri.clone()),
+            route_set: req
+                .headers
+                .get_list("Record-Route")
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+            peer: from,
+            transport: transport.clone(),
+        };
+        let sub = SubDialog {
+            route,
+            next_cseq: 1,
+        };
+        let key = format!("{call_id};{local_tag}");
+        if expires == 0 {
+            // A fetch (RFC 6665 §4.4.3): one NOTIFY with the state, then nothing.
+            self.respond(&req, ok, from, &transport).await;
+            self.notify(&mailbox.id, sub, Some("terminated;reason=timeout"), 0)
+                .await;
+            return;
+        }
+        if self
+            .mwi
+            .subscribe(now, key.clone(), mailbox.id.clone(), expires, sub)
+            .is_err()
+        {
+            return self.reject(&req, 503, from, &transport).await;
+        }
+        self.respond(&req, ok, from, &transport).await;
+        debug!(mailbox = %mailbox.id, expires, "message-summary subscription");
+        self.notify_key(&key).await;
+    }
+
+    /// NOTIFY one live subscription with the current counts.
+    async fn notify_key(&mut self, key: &str) {
+        let now = Instant::now();
+        let remaining = self.mwi.remaining(key, now);
+        let Some(sub) = self.mwi.get_mut(key) else {
+            return;
+        };
+        let mailbox = sub.mailbox.clone();
+        let cseq = sub.dialog.next_cseq;
+        sub.dialog.next_cseq += 1;
+        let route = sub.dialog.route.clone();
+        let state = format!("active;expires={remaining}");
+        self.send_notify(&mailbox, &route, cseq, &state).await;
+    }
+
+    /// NOTIFY a subscription that is ending (its state given), consuming it.
+    async fn notify(
+        &mut self,
+        mailbox: &MailboxId,
+        sub: SubDialog,
+        state: Option<&str>,
+        _left: u32,
+    ) {
+        let state = state.unwrap_or("terminated");
+        self.send_notify(mailbox, &sub.route, sub.next_cseq, state)
+            .await;
+    }
+
+    async fn send_notify(
+        &mut self,
+        mailbox: &MailboxId,
+        route: &DialogRoute,
+        cseq: u32,
+        state: &str,
+    ) {
+        let store = self.shared.store.clone();
+        let id = mailbox.clone();
+        let counts = tokio::task::spawn_blocking(move || store.message_counts(&id))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or((0, 0));
+        let account = format!("sip:{}@{}", mailbox, self.local_sent_by());
+        let mut n = self.in_dialog_request(Method::Notify, route, cseq);
+        n.headers.push("Contact", self.contact(&route.transport));
+        n.headers.push("Event", "message-summary");
+        n.headers.push("Subscription-State", state.to_owned());
+        n.headers
+            .push("Content-Type", "application/simple-message-summary");
+        n.body = mwi::summary_body(&account, counts.0, counts.1).into_bytes();
+        self.send_client_request(n, route).await;
+    }
+
+    /// A mailbox changed: tell every subscribed device.
+    async fn on_mailbox_changed(&mut self, mailbox: MailboxId) {
+        for key in self.mwi.keys_for(&mailbox) {
+            self.notify_key(&key).await;
         }
     }
 
@@ -825,7 +1072,7 @@ impl Endpoint {
     }
 }
 
-const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE";
+const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, SUBSCRIBE";
 
 /// %-unescapes a URI user part; invalid escapes keep the text as written.
 fn decode_user(s: &str) -> String {

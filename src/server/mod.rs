@@ -29,6 +29,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// Poked when a mail is queued.
     pub outbox_wake: Arc<tokio::sync::Notify>,
+    /// Tells the SIP endpoint that a mailbox's counts changed (message-waiting lamps).
+    pub mailbox_changed: mpsc::UnboundedSender<MailboxId>,
 }
 
 impl crate::apps::PromptSource for PromptSet {
@@ -136,6 +138,7 @@ pub async fn run(
     };
 
     let outbox_wake = Arc::new(tokio::sync::Notify::new());
+    let (changed_tx, changed_rx) = mpsc::unbounded_channel();
     tokio::spawn(
         crate::mail::outbox::Worker {
             store: store.clone(),
@@ -143,6 +146,7 @@ pub async fn run(
             cfg: cfg.mail.clone(),
             metrics: metrics.clone(),
             wake: outbox_wake.clone(),
+            changed: Some(changed_tx.clone()),
         }
         .run(),
     );
@@ -152,6 +156,7 @@ pub async fn run(
         prompts,
         metrics: metrics.clone(),
         outbox_wake,
+        mailbox_changed: changed_tx,
     });
     if let Some(l) = admin {
         info!(addr = %l.local_addr().map(|a| a.to_string()).unwrap_or_default(), "admin HTTP listening");
@@ -164,7 +169,7 @@ pub async fn run(
     tokio::spawn(endpoint::udp_reader(udp.clone(), inbound_tx.clone()));
     tokio::spawn(endpoint::tcp_acceptor(tcp, inbound_tx.clone()));
     drop(inbound_tx);
-    let ep = endpoint::Endpoint::new(shared.clone(), udp);
+    let ep = endpoint::Endpoint::new(shared.clone(), udp, changed_rx);
     let ep_task = tokio::spawn(ep.run(inbound_rx, stop_rx));
 
     shutdown.await;
@@ -232,6 +237,7 @@ pub(crate) async fn save_and_notify(
     );
     debug!(id = stored.id.0, mailbox = %stored.mailbox, "message saved in mailbox");
     shared.outbox_wake.notify_one();
+    let _ = shared.mailbox_changed.send(stored.mailbox.clone());
     true
 }
 

@@ -408,27 +408,37 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Removes a message and its audio (used by email-only mailboxes once mailed).
-    pub fn delete_message(&self, id: MessageId) -> Result<bool, StoreError> {
-        let path: Option<String> = self
+    /// Removes a message and its audio (used by email-only mailboxes once mailed). Returns
+    /// the mailbox it was in, `None` when there was no such message.
+    pub fn delete_message(&self, id: MessageId) -> Result<Option<MailboxId>, StoreError> {
+        let row: Option<(String, String)> = self
             .conn()
             .query_row(
-                "DELETE FROM messages WHERE id = ?1 RETURNING audio_path",
+                "DELETE FROM messages WHERE id = ?1 RETURNING audio_path, mailbox",
                 params![id.0],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
-        match path {
-            Some(p) => {
-                match std::fs::remove_file(&p) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(e.into()),
-                }
-                Ok(true)
-            }
-            None => Ok(false),
+        let Some((path, mailbox)) = row else {
+            return Ok(None);
+        };
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
         }
+        Ok(MailboxId::parse(&mailbox).ok())
+    }
+
+    /// (new, saved) message counts, for message-waiting indication.
+    pub fn message_counts(&self, id: &MailboxId) -> Result<(u32, u32), StoreError> {
+        let (new, saved): (i64, i64) = self.conn().query_row(
+            "SELECT COALESCE(SUM(folder = 'new'), 0), COALESCE(SUM(folder != 'new'), 0)
+             FROM messages WHERE mailbox = ?1",
+            params![id.as_str()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok((new.max(0) as u32, saved.max(0) as u32))
     }
 
     /// Path where a greeting of this kind lives (whether or not it exists).
@@ -571,10 +581,12 @@ mod tests {
         assert!(store.mails(Some(MailState::Pending)).unwrap().is_empty());
         assert_eq!(due[0].delete_message, Some(stored.id.0));
         let path = store.messages(&id).unwrap()[0].audio_path.clone();
-        assert!(store.delete_message(stored.id).unwrap());
+        assert_eq!(store.message_counts(&id).unwrap(), (1, 0));
+        assert_eq!(store.delete_message(stored.id).unwrap(), Some(id.clone()));
         assert!(!path.exists());
         assert_eq!(store.message_count(&id).unwrap(), 0);
-        assert!(!store.delete_message(stored.id).unwrap());
+        assert_eq!(store.message_counts(&id).unwrap(), (0, 0));
+        assert_eq!(store.delete_message(stored.id).unwrap(), None);
         std::fs::remove_dir_all(dir).ok();
     }
 
