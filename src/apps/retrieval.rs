@@ -1467,3 +1467,982 @@ impl Retrieval {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    /// Prompts of distinct constant values (two frames of the value, one of silence), assigned
+    /// on first use, so tests can tell what was played.
+    #[derive(Default)]
+    struct FakePrompts {
+        ids: Mutex<Vec<String>>,
+    }
+
+    impl FakePrompts {
+        fn value(&self, id: &str) -> i16 {
+            let mut ids = self.ids.lock().unwrap();
+            match ids.iter().position(|s| s == id) {
+                Some(i) => i as i16 + 1,
+                None => {
+                    ids.push(id.to_owned());
+                    ids.len() as i16
+                }
+            }
+        }
+        fn name(&self, v: i16) -> Option<String> {
+            let ids = self.ids.lock().unwrap();
+            ids.get((v as usize).wrapping_sub(1)).cloned()
+        }
+    }
+
+    impl PromptSource for FakePrompts {
+        fn prompt(&self, id: &str) -> Option<Arc<[i16]>> {
+            let v = self.value(id);
+            let mut a = vec![v; 2 * FRAME];
+            a.extend_from_slice(&[0; FRAME]);
+            Some(a.into())
+        }
+    }
+
+    const T: Duration = Duration::from_millis(20);
+    const MSG_BASE: i16 = 20_000;
+    const REC_VALUE: i16 = 12_345;
+    /// 2026-11-05 10:00 London (GMT).
+    const WALL: i64 = 1_793_872_800;
+
+    fn msg_audio(id: i64, frames: usize) -> Arc<[i16]> {
+        vec![MSG_BASE + id as i16; frames * FRAME].into()
+    }
+
+    struct H {
+        r: Retrieval,
+        p: Arc<FakePrompts>,
+        now: Instant,
+        heard: Vec<String>,
+        last: Option<String>,
+        events: Vec<Event>,
+        auto_load: bool,
+        msg_frames: usize,
+    }
+
+    impl H {
+        fn new(cfg: RetrievalConfig, mailbox: Option<&str>) -> Self {
+            let p = Arc::new(FakePrompts::default());
+            let now = Instant::now();
+            let r = Retrieval::new(
+                now,
+                cfg,
+                RetrievalSetup {
+                    mailbox: mailbox.map(str::to_owned),
+                    wall_clock_unix: WALL,
+                },
+                p.clone(),
+            );
+            Self {
+                r,
+                p,
+                now,
+                heard: Vec::new(),
+                last: None,
+                events: Vec::new(),
+                auto_load: true,
+                msg_frames: 50,
+            }
+        }
+
+        fn collect(&mut self) {
+            while let Some(e) = self.r.poll_event() {
+                if let (true, Event::LoadMessage(id)) = (self.auto_load, &e) {
+                    let id = *id;
+                    let audio = msg_audio(id, self.msg_frames);
+                    self.r.handle_message_audio(self.now, id, audio);
+                }
+                self.events.push(e);
+            }
+        }
+
+        fn token(&self, f: &[i16; FRAME]) -> Option<String> {
+            let v = f[0];
+            if f.iter().all(|&s| s == 0) {
+                return None;
+            }
+            if !f.iter().all(|&s| s == v) {
+                return Some("beep".into());
+            }
+            if v == REC_VALUE {
+                return Some("recording".into());
+            }
+            if v > MSG_BASE {
+                return Some(format!("msg-{}", v - MSG_BASE));
+            }
+            Some(self.p.name(v).unwrap_or_else(|| format!("?{v}")))
+        }
+
+        fn step(&mut self) {
+            let f = self.r.poll_audio(self.now);
+            let tok = self.token(&f);
+            if tok.is_some() && tok != self.last {
+                self.heard.push(tok.clone().unwrap());
+            }
+            self.last = tok;
+            self.now += T;
+            self.collect();
+        }
+
+        fn run(&mut self, frames: usize) {
+            for _ in 0..frames {
+                self.step();
+            }
+        }
+
+        /// Plays until the machine waits for a key, the shell, or the end.
+        fn settle(&mut self) {
+            for _ in 0..200_000 {
+                let waiting = self.r.input_deadline.is_some()
+                    || matches!(
+                        self.r.phase,
+                        Phase::CheckingPin
+                            | Phase::ChangingPin
+                            | Phase::LoadingMailbox
+                            | Phase::Done
+                    )
+                    || (matches!(self.r.phase, Phase::Recording(_))
+                        && self.r.rec_started.is_some());
+                if waiting {
+                    return;
+                }
+                self.step();
+            }
+            panic!("never settled in {:?}", self.r.phase);
+        }
+
+        fn press(&mut self, keys: &str) {
+            for c in keys.chars() {
+                self.r.handle_dtmf(self.now, c);
+                self.collect();
+            }
+        }
+
+        fn heard(&mut self) -> Vec<String> {
+            std::mem::take(&mut self.heard)
+        }
+
+        fn events(&mut self) -> Vec<Event> {
+            std::mem::take(&mut self.events)
+        }
+
+        fn login(&mut self, pin: &str) {
+            self.settle();
+            self.press(pin);
+            self.press("#");
+            self.r.handle_login_result(
+                self.now,
+                LoginResult::Ok {
+                    must_change: false,
+                    needs_name: false,
+                },
+            );
+            self.collect();
+        }
+
+        fn load(&mut self, msgs: Vec<MessageInfo>) {
+            self.r.handle_mailbox(self.now, msgs);
+            self.collect();
+        }
+    }
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    fn mailbox3() -> Vec<MessageInfo> {
+        vec![
+            MessageInfo {
+                id: 10,
+                caller: "+442079460000".into(),
+                received_unix: WALL - 3600, // today 09:00
+                duration_ms: 1000,
+                new: true,
+            },
+            MessageInfo {
+                id: 12,
+                caller: String::new(),
+                received_unix: WALL - 3 * 86_400,
+                duration_ms: 1000,
+                new: false,
+            },
+            MessageInfo {
+                id: 11,
+                caller: "+441865277513".into(),
+                received_unix: WALL - 86_400 + 5 * 3600 + 42 * 60, // yesterday 15:42
+                duration_ms: 1000,
+                new: true,
+            },
+        ]
+    }
+
+    fn commits(ev: &[Event]) -> Vec<(Vec<i64>, Vec<i64>)> {
+        ev.iter()
+            .filter_map(|e| match e {
+                Event::Commit { deleted, saved } => Some((deleted.clone(), saved.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn hangups(ev: &[Event]) -> usize {
+        ev.iter().filter(|e| matches!(e, Event::Hangup)).count()
+    }
+
+    #[test]
+    fn full_login_envelope_play_save_delete_undelete_next_exit_commits() {
+        let mut h = H::new(RetrievalConfig::default(), Some("77513"));
+        h.settle();
+        assert_eq!(h.heard(), s(&["vm-welcome", "vm-enter-pin"]));
+        h.press("135246#");
+        let ev = h.events();
+        let [Event::CheckPin { mailbox, pin: Some(pin) }] = ev.as_slice() else {
+            panic!("{ev:?}")
+        };
+        assert_eq!(mailbox, "77513");
+        assert_eq!(pin.expose_digits(), "135246");
+        assert!(!format!("{ev:?}").contains("135246"));
+        assert_eq!(h.r.phase(), Phase::CheckingPin);
+        h.r.handle_login_result(
+            h.now,
+            LoginResult::Ok {
+                must_change: false,
+                needs_name: false,
+            },
+        );
+        h.collect();
+        assert!(matches!(
+            h.events().as_slice(),
+            [Event::LoadMailbox { mailbox }] if mailbox == "77513"
+        ));
+        h.load(mailbox3());
+        h.settle();
+        // New first, oldest first: 11 (yesterday), 10 (today), then saved 12.
+        assert_eq!(
+            h.heard(),
+            s(&[
+                "vm-you-have",
+                "num-2",
+                "vm-new-messages",
+                "vm-and",
+                "num-1",
+                "vm-saved-message",
+                "vm-message",
+                "num-1",
+                "vm-from",
+                "vm-extension",
+                "digit-7",
+                "digit-7",
+                "digit-5",
+                "digit-1",
+                "digit-3",
+                "vm-received",
+                "vm-yesterday",
+                "vm-at",
+                "num-3",
+                "num-40",
+                "num-2",
+                "pm",
+                "msg-11",
+                "vm-menu-message",
+            ])
+        );
+        assert!(matches!(h.events().as_slice(), [Event::LoadMessage(11)]));
+        assert_eq!(h.r.phase(), Phase::MessageMenu);
+        // 9: save 11, on to 10.
+        h.press("9");
+        h.run(20);
+        assert_eq!(h.r.phase(), Phase::Envelope);
+        h.settle();
+        let heard = h.heard();
+        assert_eq!(heard[..4], s(&["vm-message-saved", "vm-message", "num-2", "vm-from"]));
+        assert!(heard.contains(&"vm-today".to_string()));
+        assert!(heard.contains(&"msg-10".to_string()));
+        // 7 during the menu after 10: delete, on to 12 (saved, unknown caller).
+        h.press("7");
+        h.run(100);
+        let heard = h.heard();
+        assert_eq!(
+            heard[..6],
+            s(&[
+                "vm-message-deleted",
+                "vm-message",
+                "num-3",
+                "vm-from",
+                "vm-unknown-caller",
+                "vm-received"
+            ])
+        );
+        assert!(heard.contains(&"day-monday".to_string()), "{heard:?}");
+        // 4: back to 10, whose envelope says it is deleted; 7 undeletes it.
+        h.press("4");
+        h.settle();
+        let heard = h.heard();
+        assert!(heard.contains(&"vm-message-deleted".to_string()), "{heard:?}");
+        h.press("7");
+        h.settle();
+        assert_eq!(h.heard(), s(&["vm-message-undeleted", "vm-menu-message"]));
+        // 6: next (12), 7 deletes it; no more messages: main menu. # exits.
+        h.press("6");
+        h.run(10);
+        h.press("7");
+        h.settle();
+        let heard = h.heard();
+        assert_eq!(
+            heard[heard.len() - 3..],
+            s(&["vm-message-deleted", "vm-no-more-messages", "vm-menu-main"])
+        );
+        assert_eq!(h.r.phase(), Phase::MainMenu);
+        h.press("#");
+        assert!(h.events().iter().all(|e| !matches!(e, Event::Commit { .. })));
+        h.settle();
+        assert_eq!(h.heard(), s(&["vm-goodbye"]));
+        let ev = h.events();
+        assert_eq!(commits(&ev), vec![(vec![12], vec![11, 10])]);
+        assert!(matches!(ev.last(), Some(Event::Hangup)));
+        assert!(h.r.is_done());
+    }
+
+    #[test]
+    fn wrong_pin_reprompts_then_succeeds() {
+        let mut h = H::new(RetrievalConfig::default(), Some("77513"));
+        h.settle();
+        h.press("999999#");
+        h.r.handle_login_result(h.now, LoginResult::Wrong { attempts_left: 2 });
+        h.heard();
+        h.settle();
+        assert_eq!(h.heard(), s(&["vm-pin-not-valid", "vm-enter-pin"]));
+        assert_eq!(h.r.phase(), Phase::EnterPin);
+        h.events();
+        h.login("135246");
+        assert!(matches!(h.events()[..], [Event::CheckPin { .. }, Event::LoadMailbox { .. }]));
+    }
+
+    #[test]
+    fn three_wrong_pins_in_one_call_say_goodbye() {
+        let mut h = H::new(RetrievalConfig::default(), Some("77513"));
+        for left in [5, 4, 3] {
+            h.settle();
+            h.press("999999#");
+            h.r.handle_login_result(h.now, LoginResult::Wrong { attempts_left: left });
+        }
+        h.heard();
+        h.settle();
+        assert_eq!(h.heard(), s(&["vm-pin-not-valid", "vm-goodbye"]));
+        let ev = h.events();
+        assert_eq!(ev.iter().filter(|e| matches!(e, Event::CheckPin { .. })).count(), 3);
+        assert!(commits(&ev).is_empty());
+        assert_eq!(hangups(&ev), 1);
+    }
+
+    #[test]
+    fn wrong_pin_that_locks_and_locked_mailbox_end_the_call() {
+        let mut h = H::new(RetrievalConfig::default(), Some("77513"));
+        h.settle();
+        h.press("999999#");
+        h.r.handle_login_result(h.now, LoginResult::Wrong { attempts_left: 0 });
+        h.heard();
+        h.settle();
+        assert_eq!(h.heard(), s(&["vm-pin-not-valid", "vm-mailbox-locked-later"]));
+        assert_eq!(hangups(&h.events()), 1);
+
+        let mut h = H::new(RetrievalConfig::default(), Some("77513"));
+        h.settle();
+        h.press("135246#");
+        h.r.handle_login_result(
+            h.now,
+            LoginResult::Locked {
+                retry_in_minutes: Some(30),
+            },
+        );
+        h.heard();
+        // Keys while locked are ignored.
+        h.press("123#");
+        h.settle();
+        assert_eq!(
+            h.heard(),
+            s(&["vm-mailbox-locked-try-in", "num-30", "vm-minutes", "vm-goodbye"])
+        );
+        let ev = h.events();
+        assert_eq!(ev.iter().filter(|e| matches!(e, Event::CheckPin { .. })).count(), 1);
+        assert_eq!(hangups(&ev), 1);
+        assert!(h.r.is_done());
+    }
+
+    #[test]
+    fn no_pin_and_store_trouble_end_politely() {
+        for (res, prompt) in [
+            (LoginResult::NoPin, "vm-no-pin"),
+            (LoginResult::Unavailable, "vm-not-available-try-later"),
+        ] {
+            let mut h = H::new(RetrievalConfig::default(), Some("77513"));
+            h.settle();
+            h.press("135246#");
+            h.r.handle_login_result(h.now, res);
+            h.heard();
+            h.settle();
+            assert_eq!(h.heard(), s(&[prompt]));
+            assert_eq!(hangups(&h.events()), 1);
+        }
+    }
+
+    #[test]
+    fn no_input_reprompts_then_goodbye_after_max_timeouts() {
+        let cfg = RetrievalConfig {
+            max_timeouts: 3,
+            input_timeout: Duration::from_secs(4),
+            ..Default::default()
+        };
+        let mut h = H::new(cfg, Some("77513"));
+        h.settle();
+        let deadline = h.r.poll_timeout().unwrap();
+        assert_eq!(deadline, h.now - T + Duration::from_secs(4));
+        for _ in 0..2000 {
+            if h.r.phase() == Phase::Done {
+                break;
+            }
+            h.step();
+        }
+        assert_eq!(
+            h.heard(),
+            s(&["vm-welcome", "vm-enter-pin", "vm-enter-pin", "vm-enter-pin", "vm-goodbye"])
+        );
+        let ev = h.events();
+        assert_eq!(hangups(&ev), 1);
+        assert!(ev.iter().all(|e| !matches!(e, Event::CheckPin { .. })));
+    }
+
+    #[test]
+    fn handle_timeout_alone_drives_timeouts() {
+        let mut h = H::new(RetrievalConfig::default(), Some("77513"));
+        h.settle();
+        let t = h.r.poll_timeout().unwrap();
+        h.r.handle_timeout(t - Duration::from_millis(1));
+        assert_eq!(h.r.poll_timeout(), Some(t));
+        h.r.handle_timeout(t);
+        assert_eq!(h.r.phase(), Phase::EnterPin);
+        assert_eq!(h.r.timeouts, 1);
+        // A digit resets the count and restarts the timer.
+        h.now = t + T;
+        h.press("1");
+        assert_eq!(h.r.timeouts, 0);
+        assert_eq!(h.r.poll_timeout(), Some(h.now + Duration::from_secs(6)));
+    }
+
+    #[test]
+    fn digits_barge_into_prompts_and_are_kept_while_the_shell_works() {
+        let mut h = H::new(RetrievalConfig::default(), Some("77513"));
+        h.run(1);
+        assert_eq!(h.heard(), s(&["vm-welcome"]));
+        // Typing the PIN during the welcome stops it.
+        h.press("1352");
+        h.run(5);
+        assert!(h.heard().is_empty(), "prompt kept playing");
+        h.press("46#");
+        assert_eq!(h.r.phase(), Phase::CheckingPin);
+        // Typed ahead while the PIN is checked and the mailbox loads: "6" = next message.
+        h.press("6");
+        h.r.handle_login_result(
+            h.now,
+            LoginResult::Ok {
+                must_change: false,
+                needs_name: false,
+            },
+        );
+        h.collect();
+        assert_eq!(h.r.phase(), Phase::LoadingMailbox);
+        h.load(mailbox3());
+        // "6" skipped message 1 (11) straight to message 2 (10).
+        assert_eq!(h.r.cur, 1);
+        h.settle();
+        let heard = h.heard();
+        assert!(heard.contains(&"msg-10".to_string()), "{heard:?}");
+        assert!(!heard.contains(&"msg-11".to_string()), "{heard:?}");
+        // During playback a key acts at once.
+        h.press("5");
+        assert_eq!(h.r.phase(), Phase::Playing);
+        assert_eq!(h.r.pos, 0);
+    }
+
+    #[test]
+    fn hash_alone_reprompts_without_a_pin_check() {
+        let mut h = H::new(RetrievalConfig::default(), Some("77513"));
+        h.settle();
+        h.heard();
+        h.press("#");
+        h.settle();
+        assert_eq!(h.heard(), s(&["vm-enter-pin"]));
+        assert!(h.events().is_empty());
+        assert_eq!(h.r.phase(), Phase::EnterPin);
+    }
+
+    #[test]
+    fn mailbox_is_asked_when_unknown_or_on_star() {
+        let mut h = H::new(RetrievalConfig::default(), None);
+        h.settle();
+        assert_eq!(h.heard(), s(&["vm-welcome", "vm-enter-mailbox"]));
+        h.press("15902#");
+        h.settle();
+        assert_eq!(h.heard(), s(&["vm-enter-pin"]));
+        h.press("12*");
+        h.settle();
+        assert_eq!(h.heard(), s(&["vm-enter-mailbox"]));
+        h.press("77513#135246#");
+        let ev = h.events();
+        assert!(matches!(
+            ev.as_slice(),
+            [Event::CheckPin { mailbox, pin: Some(p) }] if mailbox == "77513" && p.len() == 6
+        ));
+    }
+
+    #[test]
+    fn flood_of_200_digits_is_harmless_everywhere() {
+        let flood: String = (0..200)
+            .map(|i| ['1', '7', '3', '9', '4', '0', '2', '5', '6', '8', '*'][i % 11])
+            .collect();
+        // Into the PIN entry, then '#': sent as a wrong attempt that cannot match.
+        let mut h = H::new(RetrievalConfig::default(), Some("77513"));
+        h.settle();
+        h.press(&flood.replace('*', "1"));
+        h.press("#");
+        assert!(matches!(
+            h.events().as_slice(),
+            [Event::CheckPin { pin: None, .. }]
+        ));
+        // While the shell works: bounded type-ahead.
+        h.press(&flood);
+        assert_eq!(h.r.typeahead.len(), MAX_TYPEAHEAD);
+        h.r.handle_login_result(
+            h.now,
+            LoginResult::Ok {
+                must_change: false,
+                needs_name: false,
+            },
+        );
+        h.collect();
+        h.load(mailbox3());
+        h.settle();
+        // Into the message menus (no '#', so the call goes on).
+        for c in flood.chars() {
+            h.press(&c.to_string());
+            h.run(3);
+        }
+        h.settle();
+        assert_ne!(h.r.phase(), Phase::Done);
+        assert!(h.r.playlist.len() < 200);
+        // And the caller can still leave cleanly.
+        h.r.handle_hangup(h.now);
+        h.collect();
+        let ev = h.events();
+        assert_eq!(commits(&ev).len(), 1);
+        assert_eq!(hangups(&ev), 0);
+        assert!(h.r.is_done());
+    }
+
+    /// The scripted call of the full test, as steps; hang up after each prefix.
+    #[test]
+    fn hangup_at_every_step_never_panics_and_commits_right() {
+        #[derive(Clone, Copy)]
+        enum Step {
+            Settle,
+            Keys(&'static str),
+            Login,
+            Load,
+            Frames(usize),
+        }
+        use Step::*;
+        let script = [
+            Frames(3),
+            Settle,
+            Keys("1352"),
+            Keys("46#"),
+            Login,
+            Load,
+            Frames(60),
+            Settle,
+            Keys("9"),
+            Frames(10),
+            Settle,
+            Keys("7"),
+            Frames(5),
+            Keys("4"),
+            Keys("7"),
+            Keys("6"),
+            Keys("7"),
+            Settle,
+            Keys("0"),
+            Keys("0"),
+            Keys("3"),
+            Frames(200),
+            Keys("#"),
+            Keys("2"),
+            Settle,
+            Keys("#"),
+            Frames(5),
+        ];
+        for cut in 0..=script.len() {
+            let mut h = H::new(RetrievalConfig::default(), Some("77513"));
+            for step in &script[..cut] {
+                match *step {
+                    Settle => h.settle(),
+                    Keys(k) => h.press(k),
+                    Login => {
+                        h.r.handle_login_result(
+                            h.now,
+                            LoginResult::Ok {
+                                must_change: false,
+                                needs_name: false,
+                            },
+                        );
+                        h.collect();
+                    }
+                    Load => h.load(mailbox3()),
+                    Frames(n) => {
+                        // Audio from the caller too (used only while recording).
+                        for _ in 0..n {
+                            h.r.handle_audio(h.now, &[REC_VALUE; FRAME]);
+                            h.step();
+                        }
+                    }
+                }
+            }
+            let loaded = h.r.loaded;
+            let was_done = h.r.phase() == Phase::Done;
+            let before: Vec<Event> = h.events();
+            h.r.handle_hangup(h.now);
+            // Late answers and input after the hang-up are ignored.
+            h.r.handle_login_result(h.now, LoginResult::NoPin);
+            h.r.handle_mailbox(h.now, mailbox3());
+            h.r.handle_message_audio(h.now, 10, msg_audio(10, 5));
+            h.r.handle_pin_changed(h.now, true);
+            h.press("123#");
+            h.run(5);
+            h.r.handle_timeout(h.now + Duration::from_secs(3600));
+            let after = h.events();
+            assert!(h.r.is_done(), "cut {cut}");
+            assert_eq!(hangups(&after), 0, "cut {cut}");
+            let all: Vec<Event> = before.into_iter().chain(after).collect();
+            let c = commits(&all);
+            assert_eq!(c.len(), usize::from(loaded), "cut {cut}");
+            assert!(all.iter().all(|e| !matches!(e, Event::StoreGreeting { .. })) || cut > 23);
+            if cut == script.len() {
+                assert!(was_done);
+                assert_eq!(c, vec![(vec![12], vec![11, 10])]);
+            }
+            if cut == 12 {
+                // Saved 11, deleted 10 (heard) before hanging up.
+                assert_eq!(c, vec![(vec![10], vec![11])], "cut {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn skip_and_pause_during_playback() {
+        let cfg = RetrievalConfig {
+            max_pause: Duration::from_secs(10),
+            ..Default::default()
+        };
+        let mut h = H::new(cfg, Some("77513"));
+        h.msg_frames = 1000; // 20 s
+        h.login("135246");
+        h.load(mailbox3());
+        while h.r.phase() != Phase::Playing {
+            h.step();
+        }
+        h.run(100); // 2 s in
+        assert_eq!(h.r.pos, 100 * FRAME);
+        h.press("3");
+        assert_eq!(h.r.pos, 100 * FRAME + 40_000);
+        h.press("1");
+        h.press("1");
+        assert_eq!(h.r.pos, 0);
+        h.run(10);
+        h.press("2");
+        let t_pause = h.now;
+        h.run(50);
+        assert_eq!(h.r.pos, 10 * FRAME, "paused");
+        assert_eq!(h.r.poll_timeout(), Some(t_pause + Duration::from_secs(10)));
+        h.press("2");
+        h.run(10);
+        assert_eq!(h.r.pos, 20 * FRAME);
+        // A pause carries on by itself after max_pause.
+        h.press("2");
+        h.run(600);
+        assert!(h.r.pos > 20 * FRAME);
+        // Forward past the end ends the message: the menu follows.
+        for _ in 0..10 {
+            h.press("3");
+        }
+        h.run(1);
+        assert_eq!(h.r.phase(), Phase::MessageMenu);
+        // 1 after the message: its last 5 s.
+        h.settle();
+        h.press("1");
+        assert_eq!(h.r.phase(), Phase::Playing);
+        assert_eq!(h.r.pos, 1000 * FRAME - 40_000);
+    }
+
+    #[test]
+    fn help_envelope_and_main_menu_keys() {
+        let mut h = H::new(RetrievalConfig::default(), Some("77513"));
+        h.login("135246");
+        h.load(mailbox3());
+        h.settle();
+        h.heard();
+        h.press("*");
+        h.settle();
+        assert_eq!(
+            h.heard(),
+            s(&[
+                "vm-help-playback",
+                "vm-help-navigate",
+                "vm-help-actions",
+                "vm-help-general"
+            ])
+        );
+        h.press("8");
+        h.settle();
+        let heard = h.heard();
+        assert_eq!(heard.first().map(String::as_str), Some("vm-message"));
+        assert_eq!(heard.last().map(String::as_str), Some("vm-menu-message"));
+        assert!(!heard.iter().any(|x| x.starts_with("msg-")), "envelope only");
+        h.press("0");
+        h.settle();
+        assert_eq!(h.heard(), s(&["vm-menu-main"]));
+        h.press("5");
+        h.settle();
+        assert_eq!(h.heard(), s(&["vm-invalid-option", "vm-menu-main"]));
+        h.press("1");
+        assert_eq!((h.r.phase(), h.r.cur), (Phase::Envelope, 0));
+        h.press("4");
+        h.settle();
+        assert_eq!(
+            h.heard(),
+            s(&["vm-no-previous-message", "vm-menu-message"])
+        );
+    }
+
+    #[test]
+    fn empty_mailbox_goes_to_main_menu() {
+        let mut h = H::new(RetrievalConfig::default(), Some("77513"));
+        h.login("135246");
+        h.load(Vec::new());
+        h.settle();
+        assert_eq!(h.heard(), s(&["vm-no-messages", "vm-menu-main"]));
+        h.press("1");
+        h.settle();
+        assert_eq!(h.heard(), s(&["vm-no-messages", "vm-menu-main"]));
+        h.r.handle_hangup(h.now);
+        assert_eq!(commits(&h.events()), vec![(vec![], vec![])]);
+    }
+
+    #[test]
+    fn message_that_never_loads_is_skipped_not_stuck() {
+        let cfg = RetrievalConfig {
+            shell_timeout: Duration::from_secs(2),
+            ..Default::default()
+        };
+        let mut h = H::new(cfg, Some("77513"));
+        h.auto_load = false;
+        h.login("135246");
+        h.load(mailbox3());
+        h.settle();
+        let heard = h.heard();
+        assert_eq!(
+            heard[heard.len() - 2..],
+            s(&["vm-message-unavailable", "vm-menu-message"])
+        );
+        // A late answer for it is dropped.
+        h.r.handle_message_audio(h.now, 11, msg_audio(11, 5));
+        assert_eq!(h.r.phase(), Phase::MessageMenu);
+        // Nothing was heard, so nothing moves.
+        h.r.handle_hangup(h.now);
+        assert_eq!(commits(&h.events()), vec![(vec![], vec![])]);
+    }
+
+    #[test]
+    fn shell_that_never_answers_the_pin_check_ends_the_call() {
+        let mut h = H::new(RetrievalConfig::default(), Some("77513"));
+        h.settle();
+        h.press("135246#");
+        h.heard();
+        let t = h.r.poll_timeout().unwrap();
+        assert_eq!(t, h.now + Duration::from_secs(30));
+        h.r.handle_timeout(t);
+        h.settle();
+        assert_eq!(h.heard(), s(&["vm-not-available-try-later"]));
+        assert!(h.r.is_done());
+    }
+
+    fn record(h: &mut H, frames: usize) {
+        h.settle();
+        assert!(matches!(h.r.phase(), Phase::Recording(_)));
+        for _ in 0..frames {
+            h.r.handle_audio(h.now, &[REC_VALUE; FRAME]);
+            h.step();
+        }
+    }
+
+    #[test]
+    fn first_login_forced_pin_change_then_name() {
+        let mut h = H::new(RetrievalConfig::default(), Some("77513"));
+        h.settle();
+        h.press("135246#");
+        h.r.handle_login_result(
+            h.now,
+            LoginResult::Ok {
+                must_change: true,
+                needs_name: true,
+            },
+        );
+        h.collect();
+        h.heard();
+        h.settle();
+        assert_eq!(h.heard(), s(&["vm-must-change-pin", "vm-enter-new-pin"]));
+        // '*' does not escape a forced change.
+        h.press("*");
+        assert_eq!(h.r.phase(), Phase::EnterNewPin);
+        // Trivial PIN refused by the policy.
+        h.press("123456#");
+        h.settle();
+        assert_eq!(h.heard(), s(&["vm-enter-new-pin", "vm-pin-too-simple", "vm-enter-new-pin"]));
+        // Two different entries.
+        h.press("284619#");
+        h.press("284610#");
+        h.settle();
+        assert_eq!(h.heard(), s(&["vm-pins-differ", "vm-enter-new-pin"]));
+        h.press("284619#284619#");
+        let ev = h.events();
+        let [Event::CheckPin { .. }, Event::ChangePin { new_pin }] = ev.as_slice() else {
+            panic!("{ev:?}")
+        };
+        assert_eq!(new_pin.expose_digits(), "284619");
+        assert!(!format!("{ev:?} {:?}", h.r).contains("284619"));
+        h.r.handle_pin_changed(h.now, true);
+        h.collect();
+        h.settle();
+        let heard = h.heard();
+        assert_eq!(
+            heard[..5],
+            s(&["vm-pin-changed", "num-10", "vm-minutes", "vm-record-name-first", "vm-record-name"])
+        );
+        assert_eq!(heard.last().map(String::as_str), Some("beep"));
+        record(&mut h, 50);
+        h.press("#");
+        h.settle();
+        assert_eq!(h.heard(), s(&["vm-record-review"]));
+        h.press("1");
+        h.settle();
+        assert_eq!(h.heard(), s(&["recording", "vm-record-review"]));
+        h.press("2");
+        let ev = h.events();
+        let [Event::StoreGreeting { kind, audio }, Event::LoadMailbox { .. }] = ev.as_slice()
+        else {
+            panic!("{ev:?}")
+        };
+        assert_eq!(*kind, GreetingKind::Name);
+        assert_eq!(audio.len(), 50 * FRAME);
+        assert_eq!(h.r.phase(), Phase::LoadingMailbox);
+    }
+
+    #[test]
+    fn options_greetings_rerecord_keep_temporary_and_pin_change() {
+        let cfg = RetrievalConfig {
+            max_greeting: Duration::from_secs(2),
+            ..Default::default()
+        };
+        let mut h = H::new(cfg, Some("77513"));
+        h.login("135246");
+        h.load(Vec::new());
+        h.settle();
+        h.press("0");
+        h.heard();
+        h.settle();
+        assert_eq!(h.heard(), s(&["vm-menu-options", "vm-menu-options-more"]));
+        // Busy greeting: too short, re-record, hits the 2 s limit, keep.
+        h.press("2");
+        record(&mut h, 5);
+        h.press("#");
+        h.settle();
+        assert_eq!(h.r.phase(), Phase::Review(GreetingKind::Busy));
+        h.heard();
+        h.press("2");
+        h.settle();
+        assert_eq!(h.heard(), s(&["vm-invalid-option", "vm-record-review"]));
+        h.press("3");
+        record(&mut h, 150);
+        assert_eq!(h.r.phase(), Phase::Review(GreetingKind::Busy));
+        h.press("2");
+        let ev = h.events();
+        assert!(matches!(
+            ev.as_slice(),
+            [Event::StoreGreeting { kind: GreetingKind::Busy, audio }] if audio.len() == 16_000
+        ));
+        h.heard();
+        h.settle();
+        assert_eq!(
+            h.heard(),
+            s(&["vm-greeting-saved", "vm-menu-options", "vm-menu-options-more"])
+        );
+        // Temporary greeting removed.
+        h.press("42");
+        assert!(matches!(
+            h.events().as_slice(),
+            [Event::DeleteGreeting { kind: GreetingKind::Temporary }]
+        ));
+        assert_eq!(h.r.phase(), Phase::Options);
+        // Unavailable greeting discarded with 0.
+        h.press("1");
+        record(&mut h, 50);
+        h.press("#0");
+        assert_eq!(h.r.phase(), Phase::Options);
+        assert!(h.events().is_empty());
+        // PIN change from the options; '*' cancels, then a real one the shell refuses.
+        h.press("5");
+        h.press("*");
+        assert_eq!(h.r.phase(), Phase::Options);
+        h.press("5284619#284619#");
+        assert_eq!(h.r.phase(), Phase::ChangingPin);
+        h.r.handle_pin_changed(h.now, false);
+        assert_eq!(h.r.phase(), Phase::Options);
+        // Hang-up while recording stores nothing.
+        h.press("1");
+        record(&mut h, 50);
+        h.r.handle_hangup(h.now);
+        let ev = h.events();
+        assert!(ev.iter().all(|e| !matches!(e, Event::StoreGreeting { .. })));
+        assert_eq!(commits(&ev).len(), 1);
+    }
+
+    #[test]
+    fn machine_debug_never_shows_typed_digits() {
+        let mut h = H::new(RetrievalConfig::default(), Some("77513"));
+        h.settle();
+        h.press("864209");
+        let dbg = format!("{:?}", h.r);
+        assert!(!dbg.contains("864209"), "{dbg}");
+        assert!(dbg.contains("EnterPin"));
+    }
+
+    #[test]
+    fn order_is_configurable() {
+        let cfg = RetrievalConfig {
+            new_first: false,
+            oldest_first: false,
+            ..Default::default()
+        };
+        let mut h = H::new(cfg, Some("77513"));
+        h.login("135246");
+        h.load(mailbox3());
+        let order: Vec<i64> = h.r.messages.iter().map(|m| m.info.id).collect();
+        assert_eq!(order, vec![10, 11, 12]);
+    }
+}

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use codecs::Law;
 
@@ -131,19 +131,9 @@ pub async fn run(
                     debug!(call_id, ?cause, "recording too short, discarded");
                     Metrics::inc(&metrics.messages_discarded_total);
                 }
-                Event::Login => {
-                    // Retrieval is not built yet: treat as the end of the call.
-                    info!(call_id, "login requested from deposit; not available");
-                    if !bye_sent && !hung_up {
-                        bye_sent = true;
-                        let _ = report
-                            .send(CallReport::Bye {
-                                call_id: call_id.clone(),
-                            })
-                            .await;
-                    }
-                }
-                Event::Hangup => {
+                Event::Login | Event::Hangup => {
+                    // `*` to login: retrieval from a deposit call is not wired yet, so it
+                    // ends the call like a hang-up request.
                     if !bye_sent && !hung_up {
                         bye_sent = true;
                         let _ = report
