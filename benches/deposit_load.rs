@@ -227,11 +227,12 @@ mod linux {
         header: bool,
         keep: bool,
         wait_idle: u64,
+        timeline: bool,
     }
 
     const USAGE: &str =
         "usage: deposit_load [--calls N] [--secs S] [--coda PATH] [--rate CALLS_PER_S] \
-                         [--greeting-max S] [--wait-idle S] [--header] [--keep]";
+                         [--greeting-max S] [--wait-idle S] [--header] [--keep] [--timeline]";
 
     fn parse_args() -> Result<Args, String> {
         let mut a = Args {
@@ -243,6 +244,7 @@ mod linux {
             header: false,
             keep: false,
             wait_idle: 0,
+            timeline: false,
         };
         let mut it = std::env::args().skip(1);
         while let Some(arg) = it.next() {
@@ -261,6 +263,7 @@ mod linux {
                 }
                 "--header" => a.header = true,
                 "--keep" => a.keep = true,
+                "--timeline" => a.timeline = true,
                 // `cargo bench` passes `--bench` to harness-less benches.
                 "--bench" => {}
                 "-h" | "--help" => {
@@ -674,6 +677,8 @@ mod linux {
         server: SocketAddr,
         secs: Duration,
         greeting_max: Duration,
+        /// Start of the ramp (timeline reference).
+        t0: Instant,
         /// One second of the test signal, 50 PCMU frames of 160 bytes.
         voice: Vec<[u8; 160]>,
     }
@@ -735,6 +740,8 @@ mod linux {
         /// |interval − 20 ms| in µs, from the application's clock after wake-up.
         dev_app_us: Vec<u32>,
         no_kernel_stamp: u64,
+        /// (second since the ramp started, |Δ| µs) of every kernel-stamped interval.
+        timeline: Vec<(u32, u32)>,
     }
 
     fn dev_us(interval_ns: i128) -> u32 {
@@ -742,7 +749,14 @@ mod linux {
     }
 
     impl RxStats {
-        fn on_packet(&mut self, seq: u16, ts: u32, kernel_ns: Option<i128>, app: Instant) {
+        fn on_packet(
+            &mut self,
+            seq: u16,
+            ts: u32,
+            kernel_ns: Option<i128>,
+            app: Instant,
+            sec: u32,
+        ) {
             self.received += 1;
             if kernel_ns.is_none() {
                 self.no_kernel_stamp += 1;
@@ -765,7 +779,9 @@ mod linux {
                     self.coda_skipped += u64::from(frames - 1);
                 } else if ts.wrapping_sub(pts) == 160 {
                     if let (Some(k), Some(pk)) = (kernel_ns, pk) {
-                        self.dev_kernel_us.push(dev_us(k - pk));
+                        let d = dev_us(k - pk);
+                        self.dev_kernel_us.push(d);
+                        self.timeline.push((sec, d));
                     }
                     let a = app.saturating_duration_since(papp).as_nanos() as i128;
                     self.dev_app_us.push(dev_us(a));
@@ -946,7 +962,14 @@ mod linux {
                         if p.payload_type != neg.pt {
                             continue;
                         }
-                        r.rx.on_packet(p.seq.0, p.timestamp, if stamps { kernel_ns } else { None }, app);
+                        let sec = app.saturating_duration_since(sh.t0).as_secs() as u32;
+                        r.rx.on_packet(
+                            p.seq.0,
+                            p.timestamp,
+                            if stamps { kernel_ns } else { None },
+                            app,
+                            sec,
+                        );
                         if end_at.is_none() {
                             let k = p.payload.len().min(pcm.len());
                             law.decode_slice(p.payload.get(..k).unwrap_or_default(), &mut pcm[..k]);
@@ -1042,6 +1065,7 @@ mod linux {
         results: Vec<CallResult>,
         aborted: usize,
         samples: Vec<Sample>,
+        t0: Instant,
         clk_tck: u64,
         metrics_end: Option<HashMap<String, f64>>,
         coda_hwm_kib: Option<u64>,
@@ -1121,6 +1145,7 @@ mod linux {
             secs: Duration::from_secs(a.secs),
             greeting_max: Duration::from_secs(a.greeting_max),
             voice: voice_frames(),
+            t0: Instant::now() + Duration::from_millis(50),
         });
 
         // Per-second sampler.
@@ -1149,7 +1174,7 @@ mod linux {
         };
 
         // Ramp up, then wait for every caller (hard-bounded).
-        let t0 = Instant::now();
+        let t0 = shared.t0;
         let ramp = Duration::from_secs_f64(a.calls as f64 / a.rate);
         let per_call_bound = 64 * T1 + shared.greeting_max + shared.secs + 64 * T1;
         let hard = t0 + ramp + per_call_bound + Duration::from_secs(30);
@@ -1208,6 +1233,7 @@ mod linux {
             results,
             aborted,
             samples,
+            t0,
             clk_tck: sys::clock_ticks(),
             metrics_end,
             coda_hwm_kib,
@@ -1337,6 +1363,41 @@ mod linux {
     }
 
     impl Report {
+        /// Per second since the ramp started: active calls, CPU of coda / load generator /
+        /// others, and the pacing error of the intervals that ended in that second.
+        fn print_timeline(&self) {
+            let mut per_sec: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+            for r in &self.results {
+                for (sec, d) in &r.rx.timeline {
+                    per_sec.entry(*sec).or_default().push(*d);
+                }
+            }
+            println!();
+            println!("| s | active | coda CPU % | load-gen CPU % | others CPU % | intervals | > 5 ms | p99 ms | max ms |");
+            println!("|---|---|---|---|---|---|---|---|---|");
+            let s = &self.samples;
+            for (sec, mut v) in per_sec {
+                v.sort_unstable();
+                let at = self.t0 + Duration::from_secs(u64::from(sec) + 1);
+                // The sample pair that brackets the end of this second.
+                let pair = s.windows(2).find(|w| w[1].at >= at).map(|w| (w[0], w[1]));
+                let c = |who| pair.and_then(|(x, y)| cpu(&x, &y, self.clk_tck, who));
+                let pct = |v: Option<f64>| v.map_or("–".into(), |v| format!("{v:.0}"));
+                println!(
+                    "| {sec} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    pair.and_then(|p| p.1.active)
+                        .map_or("–".into(), |v| v.to_string()),
+                    pct(c(Who::Coda)),
+                    pct(c(Who::LoadGen)),
+                    pct(c(Who::Others)),
+                    v.len(),
+                    v.iter().filter(|d| **d > 5000).count(),
+                    ms(percentile(&v, 0.99)),
+                    ms(v.last().copied()),
+                );
+            }
+        }
+
         fn print(&self, a: &Args) {
             let res = &self.results;
             let answered = res.iter().filter(|r| r.answered).count();
@@ -1502,6 +1563,9 @@ mod linux {
             );
             for l in &self.log_samples {
                 println!("  - {l}");
+            }
+            if a.timeline {
+                self.print_timeline();
             }
             let _ = io::stdout().flush();
         }

@@ -168,6 +168,16 @@ pub struct VoicemailConfig {
     pub star_to_login: bool,
     /// Seconds of no RTP at all after which a call is ended (a dead peer).
     pub media_timeout_secs: u32,
+    /// Request-URI users that reach mailbox login (the "Messages" key of the phones).
+    pub pilot_numbers: Vec<String>,
+    /// PIN length.
+    pub pin_length: usize,
+    /// A new PIN becomes valid this long after it is set.
+    pub pin_activation_minutes: u32,
+    /// Consecutive wrong PINs (across calls) that lock the mailbox.
+    pub pin_max_attempts: u32,
+    /// How long a locked mailbox stays locked.
+    pub pin_lockout_minutes: u32,
 }
 
 impl Default for VoicemailConfig {
@@ -180,6 +190,11 @@ impl Default for VoicemailConfig {
             max_messages: 100,
             star_to_login: false,
             media_timeout_secs: 30,
+            pilot_numbers: vec!["voicemail".into(), "8000".into()],
+            pin_length: 6,
+            pin_activation_minutes: 10,
+            pin_max_attempts: 3,
+            pin_lockout_minutes: 30,
         }
     }
 }

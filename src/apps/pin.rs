@@ -58,6 +58,17 @@ impl Default for PinPolicy {
 
 /// The store works in unix seconds; this converts the policy's timing for `Store::check_pin` and
 /// `Store::set_pin` (which accept `impl Into<AuthPolicy>`, so `&policy` can be passed directly).
+impl From<&crate::config::VoicemailConfig> for PinPolicy {
+    fn from(v: &crate::config::VoicemailConfig) -> Self {
+        Self {
+            length: v.pin_length,
+            activation_delay: Duration::from_secs(u64::from(v.pin_activation_minutes) * 60),
+            max_attempts: v.pin_max_attempts,
+            lockout: Duration::from_secs(u64::from(v.pin_lockout_minutes) * 60),
+        }
+    }
+}
+
 impl From<&PinPolicy> for crate::store::AuthPolicy {
     fn from(p: &PinPolicy) -> Self {
         Self {

@@ -26,7 +26,7 @@ fn push_tens(n: u32, out: &mut Vec<String>) {
         out.push(format!("num-{n}"));
     } else {
         out.push(format!("num-{}", n / 10 * 10));
-        if n % 10 != 0 {
+        if !n.is_multiple_of(10) {
             out.push(format!("num-{}", n % 10));
         }
     }

@@ -27,6 +27,16 @@ pub enum MailboxCmd {
         #[arg(long)]
         email_only: bool,
     },
+    /// Set a mailbox's PIN, read from standard input (never from the command line), valid
+    /// at once. `--must-change`: the owner must choose a new PIN at first login (the default
+    /// PIN of a non-person line).
+    Pin {
+        extension: String,
+        #[arg(long)]
+        must_change: bool,
+    },
+    /// Lift a PIN lockout now (a coordinator's action; the lock also ends by itself).
+    Unlock { extension: String },
     /// List mailboxes.
     List {
         #[arg(long)]
@@ -125,6 +135,13 @@ fn load_config(path: Option<PathBuf>, data_dir: Option<PathBuf>) -> Result<Confi
     Ok(cfg)
 }
 
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
 /// `coda serve`.
 pub fn serve(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> Result<(), CliError> {
     let cfg = load_config(config, data_dir)?;
@@ -163,6 +180,32 @@ pub fn mailbox(
                 ..Mailbox::new(id, email, name)
             })?;
             println!("mailbox {extension} saved");
+        }
+        MailboxCmd::Pin {
+            extension,
+            must_change,
+        } => {
+            let id = MailboxId::parse(&extension)?;
+            if store.mailbox(&id)?.is_none() {
+                return Err(format!("no mailbox {extension}").into());
+            }
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            let pin = crate::apps::pin::Pin::parse(line.trim()).ok_or("the PIN must be digits")?;
+            let policy = crate::apps::pin::PinPolicy::from(&cfg.voicemail);
+            crate::apps::pin::check_new_pin(pin.expose_digits(), &extension, &policy)
+                .map_err(|r| format!("PIN refused: {r}"))?;
+            let phc = crate::apps::pin::hash_pin(&pin).map_err(|e| e.to_string())?;
+            store.provision_pin(&id, &phc, unix_now(), must_change)?;
+            println!("PIN of mailbox {extension} set");
+        }
+        MailboxCmd::Unlock { extension } => {
+            let id = MailboxId::parse(&extension)?;
+            let was = store.unlock(&id, unix_now())?;
+            println!(
+                "mailbox {extension} {}",
+                if was { "unlocked" } else { "was not locked" }
+            );
         }
         MailboxCmd::List { json } => {
             let list = store.mailboxes()?;

@@ -14,6 +14,7 @@ use codecs::Law;
 
 use crate::admin::Metrics;
 use crate::apps::deposit::{Deposit, Event};
+use crate::apps::retrieval::{Event as RetrievalEvent, LoginResult, MessageInfo, Retrieval};
 use crate::apps::FRAME;
 use crate::media::dtmf_detect::DtmfDetector;
 use crate::rtp::rtcp::{parse_compound, write_report, LastSr, NtpTime, RtcpPacket, RtcpTimer};
@@ -21,7 +22,7 @@ use crate::rtp::{
     DtmfReceiver, Frame, JitterBuffer, JitterConfig, Pacer, RtpPacket, RtpSender, SenderConfig,
     SeqNo, Ssrc,
 };
-use crate::store::{Mailbox, NewMessage};
+use crate::store::{Mailbox, MailboxId, NewMessage};
 
 use super::Shared;
 
@@ -53,9 +54,98 @@ pub struct CallSetup {
     pub law: Law,
     pub pt: u8,
     pub te_pt: Option<u8>,
-    pub mailbox: Mailbox,
-    pub message: NewMessage,
-    pub deposit: Deposit,
+    pub flow: Flow,
+}
+
+/// The call flow a call runs.
+pub enum Flow {
+    /// Leaving a message in `mailbox`; `message` is the template of what gets stored.
+    Deposit {
+        deposit: Box<Deposit>,
+        mailbox: Mailbox,
+        message: NewMessage,
+    },
+    /// A mailbox owner listening to messages.
+    Retrieval(Box<Retrieval>),
+}
+
+impl Flow {
+    /// For logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Flow::Deposit { .. } => "deposit",
+            Flow::Retrieval(_) => "retrieval",
+        }
+    }
+
+    fn poll_audio(&mut self, now: Instant) -> [i16; FRAME] {
+        match self {
+            Flow::Deposit { deposit, .. } => deposit.poll_audio(now),
+            Flow::Retrieval(r) => r.poll_audio(now),
+        }
+    }
+
+    fn handle_audio(&mut self, now: Instant, samples: &[i16]) {
+        match self {
+            Flow::Deposit { deposit, .. } => deposit.handle_audio(now, samples),
+            Flow::Retrieval(r) => r.handle_audio(now, samples),
+        }
+    }
+
+    fn handle_dtmf(&mut self, now: Instant, digit: char) {
+        match self {
+            Flow::Deposit { deposit, .. } => deposit.handle_dtmf(now, digit),
+            Flow::Retrieval(r) => r.handle_dtmf(now, digit),
+        }
+    }
+
+    fn handle_hangup(&mut self, now: Instant) {
+        match self {
+            Flow::Deposit { deposit, .. } => deposit.handle_hangup(now),
+            Flow::Retrieval(r) => r.handle_hangup(now),
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        match self {
+            Flow::Deposit { deposit, .. } => deposit.poll_timeout(),
+            Flow::Retrieval(r) => r.poll_timeout(),
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        match self {
+            Flow::Deposit { deposit, .. } => deposit.handle_timeout(now),
+            Flow::Retrieval(r) => r.handle_timeout(now),
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        match self {
+            Flow::Deposit { deposit, .. } => deposit.is_done(),
+            Flow::Retrieval(r) => r.is_done(),
+        }
+    }
+
+    fn apply(&mut self, now: Instant, reply: Reply) {
+        match (self, reply) {
+            (Flow::Deposit { deposit, .. }, Reply::Saved(ok)) => deposit.handle_saved(now, ok),
+            (Flow::Retrieval(r), Reply::Login(res)) => r.handle_login_result(now, res),
+            (Flow::Retrieval(r), Reply::Mailbox(list)) => r.handle_mailbox(now, list),
+            (Flow::Retrieval(r), Reply::Audio(id, audio)) => r.handle_message_audio(now, id, audio),
+            (Flow::Retrieval(r), Reply::PinChanged(ok)) => r.handle_pin_changed(now, ok),
+            _ => {}
+        }
+    }
+}
+
+/// The shell's answers to a flow's requests.
+pub enum Reply {
+    Saved(bool),
+    Login(LoginResult),
+    Mailbox(Vec<MessageInfo>),
+    Audio(i64, Arc<[i16]>),
+    PinChanged(bool),
 }
 
 /// Drives one call to its end.
@@ -73,9 +163,7 @@ pub async fn run(
         law,
         pt,
         te_pt,
-        mailbox,
-        message,
-        mut deposit,
+        mut flow,
     } = setup;
     let metrics: &Metrics = &shared.metrics;
     let start = Instant::now();
@@ -94,7 +182,9 @@ pub async fn run(
     let mut out = Vec::with_capacity(256);
     let mut pcm = [0i16; FRAME * 4];
     let mut enc = [0u8; FRAME];
-    let (saved_tx, mut saved_rx) = mpsc::channel::<bool>(1);
+    let (reply_tx, mut reply_rx) = mpsc::channel::<Reply>(8);
+    // The mailbox a retrieval caller logged in to (set by the shell, never by the machine).
+    let session = Arc::new(std::sync::Mutex::new(None::<MailboxId>));
     let mut rtcp_timer = RtcpTimer::with_default_interval(start);
     let mut last_sr = LastSr::new();
     let remote_rtcp = SocketAddr::new(remote.ip(), remote.port().wrapping_add(1));
@@ -111,41 +201,65 @@ pub async fn run(
 
     loop {
         // Drain what the machine wants before waiting again.
-        while let Some(ev) = deposit.poll_event() {
-            match ev {
-                Event::Save { audio, cause } => {
-                    debug!(call_id, ?cause, samples = audio.len(), "saving message");
-                    let msg = NewMessage {
-                        audio,
-                        ..message.clone()
-                    };
-                    let shared2 = shared.clone();
-                    let mb = mailbox.clone();
-                    let tx = saved_tx.clone();
-                    tokio::spawn(async move {
-                        let ok = super::save_and_notify(shared2, mb, msg).await;
-                        let _ = tx.send(ok).await;
-                    });
-                }
-                Event::Discarded { cause } => {
-                    debug!(call_id, ?cause, "recording too short, discarded");
-                    Metrics::inc(&metrics.messages_discarded_total);
-                }
-                Event::Login | Event::Hangup => {
-                    // `*` to login: retrieval from a deposit call is not wired yet, so it
-                    // ends the call like a hang-up request.
-                    if !bye_sent && !hung_up {
-                        bye_sent = true;
-                        let _ = report
-                            .send(CallReport::Bye {
-                                call_id: call_id.clone(),
-                            })
-                            .await;
+        let mut wants_bye = false;
+        match &mut flow {
+            Flow::Deposit {
+                deposit,
+                mailbox,
+                message,
+            } => {
+                while let Some(ev) = deposit.poll_event() {
+                    match ev {
+                        Event::Save { audio, cause } => {
+                            debug!(call_id, ?cause, samples = audio.len(), "saving message");
+                            let msg = NewMessage {
+                                audio,
+                                ..message.clone()
+                            };
+                            let shared2 = shared.clone();
+                            let mb = mailbox.clone();
+                            let tx = reply_tx.clone();
+                            tokio::spawn(async move {
+                                let ok = super::save_and_notify(shared2, mb, msg).await;
+                                let _ = tx.send(Reply::Saved(ok)).await;
+                            });
+                        }
+                        Event::Discarded { cause } => {
+                            debug!(call_id, ?cause, "recording too short, discarded");
+                            Metrics::inc(&metrics.messages_discarded_total);
+                        }
+                        // `*` to login: retrieval from a deposit call is not wired yet, so it
+                        // ends the call like a hang-up request.
+                        Event::Login | Event::Hangup => wants_bye = true,
                     }
                 }
             }
+            Flow::Retrieval(r) => {
+                while let Some(ev) = r.poll_event() {
+                    if matches!(ev, RetrievalEvent::Hangup) {
+                        wants_bye = true;
+                        continue;
+                    }
+                    let (shared2, tx, session) =
+                        (shared.clone(), reply_tx.clone(), session.clone());
+                    tokio::spawn(async move {
+                        if let Some(reply) = super::retrieval_ops::run(&shared2, ev, &session).await
+                        {
+                            let _ = tx.send(reply).await;
+                        }
+                    });
+                }
+            }
         }
-        if deposit.is_done() {
+        if wants_bye && !bye_sent && !hung_up {
+            bye_sent = true;
+            let _ = report
+                .send(CallReport::Bye {
+                    call_id: call_id.clone(),
+                })
+                .await;
+        }
+        if flow.is_done() {
             break;
         }
 
@@ -154,7 +268,7 @@ pub async fn run(
         let mut wake = next_audio
             .min(media_deadline)
             .min(rtcp_timer.poll_timeout());
-        if let Some(t) = deposit.poll_timeout() {
+        if let Some(t) = flow.poll_timeout() {
             wake = wake.min(t);
         }
         if let Some(t) = jitter.poll_timeout() {
@@ -181,7 +295,7 @@ pub async fn run(
                                 jitter.push_non_audio(now, p.ssrc, p.seq);
                                 if let Some(d) = dtmf.handle_packet(now, &p) {
                                     debug!(call_id, "dtmf event");
-                                    deposit.handle_dtmf(now, d);
+                                    flow.handle_dtmf(now, d);
                                 }
                             } else if p.payload_type == pt {
                                 jitter.push_packet(now, &p);
@@ -203,12 +317,12 @@ pub async fn run(
                 match c {
                     Some(CallCtl::Hangup) | None => {
                         hung_up = true;
-                        drain_jitter(&mut jitter, now, true, law, &mut pcm, &mut inband, &mut deposit);
-                        deposit.handle_hangup(now);
+                        drain_jitter(&mut jitter, now, true, law, &mut pcm, &mut inband, &mut flow);
+                        flow.handle_hangup(now);
                     }
                     Some(CallCtl::Shutdown) => {
-                        drain_jitter(&mut jitter, now, true, law, &mut pcm, &mut inband, &mut deposit);
-                        deposit.handle_hangup(now);
+                        drain_jitter(&mut jitter, now, true, law, &mut pcm, &mut inband, &mut flow);
+                        flow.handle_hangup(now);
                         if !bye_sent && !hung_up {
                             bye_sent = true;
                             let _ = report.send(CallReport::Bye { call_id: call_id.clone() }).await;
@@ -224,8 +338,8 @@ pub async fn run(
                     }
                 }
             }
-            Some(ok) = saved_rx.recv() => {
-                deposit.handle_saved(Instant::now(), ok);
+            Some(reply) = reply_rx.recv() => {
+                flow.apply(Instant::now(), reply);
             }
         }
 
@@ -237,11 +351,11 @@ pub async fn run(
             law,
             &mut pcm,
             &mut inband,
-            &mut deposit,
+            &mut flow,
         );
-        if let Some(t) = deposit.poll_timeout() {
+        if let Some(t) = flow.poll_timeout() {
             if now >= t {
-                deposit.handle_timeout(now);
+                flow.handle_timeout(now);
             }
         }
         if !hung_up && now >= last_rx + media_timeout {
@@ -250,7 +364,7 @@ pub async fn run(
                 "no RTP for {}s, ending call",
                 media_timeout.as_secs()
             );
-            deposit.handle_hangup(now);
+            flow.handle_hangup(now);
             hung_up = true;
             if !bye_sent {
                 bye_sent = true;
@@ -275,7 +389,7 @@ pub async fn run(
             let _ = rtcp_socket.send_to(&out, remote_rtcp).await;
         }
         while pacer.is_due(now) && !hung_up {
-            let frame = deposit.poll_audio(now);
+            let frame = flow.poll_audio(now);
             law.encode_slice(&frame, &mut enc);
             out.clear();
             sender.write_frame(&enc, &mut out);
@@ -310,7 +424,7 @@ fn drain_jitter(
     law: Law,
     pcm: &mut [i16],
     inband: &mut DtmfDetector,
-    deposit: &mut Deposit,
+    flow: &mut Flow,
 ) {
     if flush {
         jitter.flush();
@@ -320,8 +434,8 @@ fn drain_jitter(
             Frame::Audio { payload, .. } => {
                 let n = payload.len().min(pcm.len());
                 law.decode_slice(&payload[..n], &mut pcm[..n]);
-                inband.process(&pcm[..n], |hit| deposit.handle_dtmf(now, hit.digit));
-                deposit.handle_audio(now, &pcm[..n]);
+                inband.process(&pcm[..n], |hit| flow.handle_dtmf(now, hit.digit));
+                flow.handle_audio(now, &pcm[..n]);
                 jitter.recycle(payload);
             }
             Frame::Gap { samples, .. } => {
@@ -329,7 +443,7 @@ fn drain_jitter(
                 let mut left = samples as usize;
                 while left > 0 {
                     let k = left.min(FRAME);
-                    deposit.handle_audio(now, &silence[..k]);
+                    flow.handle_audio(now, &silence[..k]);
                     left -= k;
                 }
             }

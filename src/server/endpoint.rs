@@ -17,6 +17,7 @@ use tracing::{debug, info, trace, warn};
 
 use crate::admin::Metrics;
 use crate::apps::deposit::{Deposit, DepositConfig, DepositSetup, Greetings};
+use crate::apps::retrieval::{Retrieval, RetrievalConfig, RetrievalSetup};
 use crate::apps::{mwi, routing};
 use crate::numbering::Caller;
 use crate::sdp::{self, Codec, LocalMedia, SessionDescription};
@@ -26,7 +27,7 @@ use crate::sip::transaction::{
 use crate::sip::{self, Message, Method, NameAddr, Request, Response, Uri};
 use crate::store::{GreetingKind, MailboxId, NewMessage};
 
-use super::call::{self, CallCtl, CallReport, CallSetup};
+use super::call::{self, CallCtl, CallReport, CallSetup, Flow};
 use super::Shared;
 
 /// Where a message came from, and how to answer.
@@ -183,9 +184,7 @@ struct CallParts {
     call_id: String,
     socket: UdpSocket,
     rtcp_socket: UdpSocket,
-    mailbox: crate::store::Mailbox,
-    message: NewMessage,
-    deposit: Deposit,
+    flow: Flow,
     ctl_rx: mpsc::Receiver<CallCtl>,
 }
 
@@ -579,29 +578,13 @@ impl Endpoint {
         if self.shared.metrics.active_calls.load(Ordering::Relaxed) as usize >= limits.max_calls {
             return self.reject(&req, 503, from, &transport).await;
         }
-        let candidates = routing::mailbox_candidates(&req, &self.shared.cfg.numbering);
-        let store = self.shared.store.clone();
-        let lookup = tokio::task::spawn_blocking(move || -> Option<_> {
-            // The first candidate that is a mailbox wins.
-            let (mb, reason) = candidates
-                .into_iter()
-                .find_map(|(id, reason)| store.mailbox(&id).ok().flatten().map(|m| (m, reason)))?;
-            let mb_id = mb.id.clone();
-            let count = store.message_count(&mb_id).ok()?;
-            let g = |k| super::load_greeting(&store.greeting_path(&mb_id, k));
-            let greetings = Greetings {
-                unavailable: g(GreetingKind::Unavailable),
-                busy: g(GreetingKind::Busy),
-                temporary: g(GreetingKind::Temporary),
-                name: g(GreetingKind::Name),
-            };
-            Some((mb, reason, count, greetings))
-        })
-        .await
-        .ok()
-        .flatten();
-        let Some((mailbox, reason, count, greetings)) = lookup else {
-            return self.reject(&req, 404, from, &transport).await;
+        let flow = if self.is_pilot(&req) {
+            self.retrieval_flow(&req, from)
+        } else {
+            match self.deposit_flow(&req).await {
+                Some(f) => f,
+                None => return self.reject(&req, 404, from, &transport).await,
+            }
         };
 
         // Offer/answer. No SDP in the INVITE would need the offer in the 200 and the answer in
@@ -635,46 +618,6 @@ impl Endpoint {
                     return self.reject(&req, e.status_code(), from, &transport).await;
                 }
             }
-        };
-
-        // Who called, normalised.
-        let plan = &self.shared.cfg.numbering;
-        let caller_raw = req
-            .headers
-            .get("P-Asserted-Identity")
-            .and_then(|v| NameAddr::parse(v).ok())
-            .or_else(|| req.headers.from().ok())
-            .map(|n| match &n.uri {
-                Uri::Tel(t) => t.number.clone(),
-                other => other.user().map(decode_user).unwrap_or_default(),
-            })
-            .unwrap_or_default();
-        let caller: Caller = plan.classify(&caller_raw);
-        let vm = &self.shared.cfg.voicemail;
-        let cfg = DepositConfig {
-            max_message: Duration::from_secs(u64::from(vm.max_message_secs)),
-            min_message: Duration::from_secs_f32(vm.min_message_secs.max(0.0)),
-            silence: Duration::from_secs(u64::from(vm.silence_secs)),
-            silence_threshold_dbfs: vm.silence_threshold_dbfs,
-            star_to_login: vm.star_to_login,
-        };
-        let setup = DepositSetup {
-            extension: mailbox.id.to_string(),
-            reason,
-            greetings,
-            mailbox_full: count >= vm.max_messages,
-        };
-        let deposit = Deposit::new(cfg, &setup, &self.shared.prompts);
-        let message = NewMessage {
-            mailbox: mailbox.id.clone(),
-            caller: caller.stored(),
-            caller_display: plan.display(&caller),
-            received_unix: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64)
-                .unwrap_or(0),
-            reason,
-            audio: Vec::new(),
         };
 
         // Answer.
@@ -726,14 +669,11 @@ impl Endpoint {
         );
         self.respond(&req, ok, from, &transport).await;
         Metrics::inc(&self.shared.metrics.calls_total);
-        debug!(call_id, mailbox = %mailbox.id, "deposit mailbox");
         let parts = CallParts {
             call_id: call_id.clone(),
             socket,
             rtcp_socket,
-            mailbox,
-            message,
-            deposit,
+            flow,
             ctl_rx,
         };
         match (neg, our_offer) {
@@ -747,13 +687,130 @@ impl Endpoint {
         }
     }
 
+    /// Whether the INVITE is for mailbox login (the voicemail pilot number).
+    fn is_pilot(&self, req: &Request) -> bool {
+        let user = match &req.uri {
+            Uri::Tel(t) => t.number.clone(),
+            other => other.user().map(decode_user).unwrap_or_default(),
+        };
+        self.shared
+            .cfg
+            .voicemail
+            .pilot_numbers
+            .iter()
+            .any(|p| p.eq_ignore_ascii_case(&user))
+    }
+
+    /// Who called: the user of P-Asserted-Identity (trusted sources only) or From.
+    fn caller_of(&self, req: &Request, from: Option<SocketAddr>) -> String {
+        let trusted = from.is_none_or(|a| self.shared.cfg.sip.is_trusted(a.ip()));
+        req.headers
+            .get("P-Asserted-Identity")
+            .filter(|_| trusted)
+            .and_then(|v| NameAddr::parse(v).ok())
+            .or_else(|| req.headers.from().ok())
+            .map(|n| match &n.uri {
+                Uri::Tel(t) => t.number.clone(),
+                other => other.user().map(decode_user).unwrap_or_default(),
+            })
+            .unwrap_or_default()
+    }
+
+    /// Mailbox login. The caller's own extension is offered as the mailbox only when the call
+    /// comes from a trusted address (PBX or phone subnet); the PIN is always asked.
+    fn retrieval_flow(&self, req: &Request, from: SocketAddr) -> Flow {
+        let cfg = &self.shared.cfg;
+        let mailbox = match cfg.numbering.classify(&self.caller_of(req, Some(from))) {
+            Caller::Extension { extension, .. } if cfg.sip.is_trusted(from.ip()) => Some(extension),
+            _ => None,
+        };
+        let rcfg = RetrievalConfig {
+            pin_policy: super::retrieval_ops::pin_policy(&self.shared),
+            plan: cfg.numbering.clone(),
+            tz: cfg
+                .mail
+                .timezone
+                .parse()
+                .unwrap_or(chrono_tz::Europe::London),
+            ..RetrievalConfig::default()
+        };
+        let setup = RetrievalSetup {
+            mailbox,
+            wall_clock_unix: unix_now(),
+        };
+        let prompts: Arc<dyn crate::apps::PromptSource + Send + Sync> = self.shared.prompts.clone();
+        Flow::Retrieval(Box::new(Retrieval::new(
+            Instant::now(),
+            rcfg,
+            setup,
+            prompts,
+        )))
+    }
+
+    /// Leaving a message: the mailbox from the diversion headers, its greetings and fullness.
+    async fn deposit_flow(&self, req: &Request) -> Option<Flow> {
+        let candidates = routing::mailbox_candidates(req, &self.shared.cfg.numbering);
+        let store = self.shared.store.clone();
+        let (mailbox, reason, count, greetings) =
+            tokio::task::spawn_blocking(move || -> Option<_> {
+                // The first candidate that is a mailbox wins.
+                let (mb, reason) = candidates.into_iter().find_map(|(id, reason)| {
+                    store.mailbox(&id).ok().flatten().map(|m| (m, reason))
+                })?;
+                let mb_id = mb.id.clone();
+                let count = store.message_count(&mb_id).ok()?;
+                let g = |k| super::load_greeting(&store.greeting_path(&mb_id, k));
+                let greetings = Greetings {
+                    unavailable: g(GreetingKind::Unavailable),
+                    busy: g(GreetingKind::Busy),
+                    temporary: g(GreetingKind::Temporary),
+                    name: g(GreetingKind::Name),
+                };
+                Some((mb, reason, count, greetings))
+            })
+            .await
+            .ok()
+            .flatten()?;
+        let plan = &self.shared.cfg.numbering;
+        let caller: Caller = plan.classify(&self.caller_of(req, None));
+        let vm = &self.shared.cfg.voicemail;
+        let cfg = DepositConfig {
+            max_message: Duration::from_secs(u64::from(vm.max_message_secs)),
+            min_message: Duration::from_secs_f32(vm.min_message_secs.max(0.0)),
+            silence: Duration::from_secs(u64::from(vm.silence_secs)),
+            silence_threshold_dbfs: vm.silence_threshold_dbfs,
+            star_to_login: vm.star_to_login,
+        };
+        let setup = DepositSetup {
+            extension: mailbox.id.to_string(),
+            reason,
+            greetings,
+            mailbox_full: count >= vm.max_messages,
+        };
+        let deposit = Deposit::new(cfg, &setup, self.shared.prompts.as_ref());
+        let message = NewMessage {
+            mailbox: mailbox.id.clone(),
+            caller: caller.stored(),
+            caller_display: plan.display(&caller),
+            received_unix: unix_now(),
+            reason,
+            audio: Vec::new(),
+        };
+        debug!(mailbox = %mailbox.id, reason = reason.as_str(), "deposit");
+        Some(Flow::Deposit {
+            deposit: Box::new(deposit),
+            mailbox,
+            message,
+        })
+    }
+
     /// Starts the media task of an answered call.
     fn start_call(&mut self, parts: CallParts, neg: sdp::Negotiated) {
         let law = match neg.codec {
             Codec::Pcmu => codecs::Law::Ulaw,
             Codec::Pcma => codecs::Law::Alaw,
         };
-        info!(call_id = parts.call_id, codec = ?neg.codec, "deposit call started");
+        info!(call_id = parts.call_id, codec = ?neg.codec, flow = parts.flow.name(), "call started");
         self.shared
             .metrics
             .active_calls
@@ -766,9 +823,7 @@ impl Endpoint {
             law,
             pt: neg.pt,
             te_pt: neg.telephone_event_pt,
-            mailbox: parts.mailbox,
-            message: parts.message,
-            deposit: parts.deposit,
+            flow: parts.flow,
         };
         let shared = self.shared.clone();
         let report = self.report_tx.clone();
@@ -1080,6 +1135,13 @@ fn decode_user(s: &str) -> String {
         Ok(b) => String::from_utf8_lossy(&b).into_owned(),
         Err(_) => s.to_owned(),
     }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 fn random_token(n: usize) -> String {

@@ -3,6 +3,7 @@
 
 mod call;
 mod endpoint;
+mod retrieval_ops;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -25,7 +26,7 @@ pub use call::{CallCtl, CallReport};
 pub struct Shared {
     pub cfg: Config,
     pub store: Arc<Store>,
-    pub prompts: PromptSet,
+    pub prompts: Arc<PromptSet>,
     pub metrics: Arc<Metrics>,
     /// Poked when a mail is queued.
     pub outbox_wake: Arc<tokio::sync::Notify>,
@@ -153,7 +154,7 @@ pub async fn run(
     let shared = Arc::new(Shared {
         cfg,
         store,
-        prompts,
+        prompts: Arc::new(prompts),
         metrics: metrics.clone(),
         outbox_wake,
         mailbox_changed: changed_tx,

@@ -430,6 +430,34 @@ impl Store {
         Ok(MailboxId::parse(&mailbox).ok())
     }
 
+    /// Whether message `msg` is in mailbox `id`.
+    pub fn message_in(&self, id: &MailboxId, msg: MessageId) -> bool {
+        self.conn()
+            .query_row(
+                "SELECT 1 FROM messages WHERE id = ?1 AND mailbox = ?2",
+                params![msg.0, id.as_str()],
+                |_| Ok(()),
+            )
+            .optional()
+            .ok()
+            .flatten()
+            .is_some()
+    }
+
+    /// Moves messages of mailbox `id` to the saved folder (ids of other mailboxes are ignored).
+    pub fn mark_saved(&self, id: &MailboxId, msgs: &[MessageId]) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        for m in msgs {
+            tx.execute(
+                "UPDATE messages SET folder = 'saved' WHERE id = ?1 AND mailbox = ?2",
+                params![m.0, id.as_str()],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// (new, saved) message counts, for message-waiting indication.
     pub fn message_counts(&self, id: &MailboxId) -> Result<(u32, u32), StoreError> {
         let (new, saved): (i64, i64) = self.conn().query_row(
@@ -459,6 +487,15 @@ impl Store {
         match read_wav(&p) {
             Ok(s) => Ok(Some(s)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removes a greeting (e.g. the temporary one); absent is fine.
+    pub fn delete_greeting(&self, id: &MailboxId, kind: GreetingKind) -> Result<(), StoreError> {
+        match std::fs::remove_file(self.greeting_path(id, kind)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e.into()),
         }
     }

@@ -1,0 +1,104 @@
+"""Mailbox retrieval by keypad (issue 3), with `coda call` as the staff phone:
+
+* a message is left; the owner dials the pilot number from their extension, enters the PIN
+  and hears the envelope and the message (the heard audio correlates with what was left);
+  `#` exits and the message, having been heard, is saved;
+* three wrong PINs lock the mailbox: the right PIN is then refused in a new call, also after
+  a restart of coda, and `coda mailbox unlock` lifts the lock.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import audiocmp as A
+from common import speech
+from conftest import CODA_CMD, MAILBOX
+from test_mail_outage import caller_wav, leave_messages
+
+PIN = "246813"
+
+
+def set_pin(coda, pin: str = PIN) -> None:
+    r = subprocess.run(CODA_CMD + ["mailbox", "pin", MAILBOX, "--data-dir", str(coda.data_dir)],
+                       input=pin + "\n", capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert pin not in r.stdout + r.stderr
+
+
+def give_name(coda) -> None:
+    """A recorded name, so that the first login does not ask for one."""
+    d = coda.data_dir / "spool" / MAILBOX / "greetings"
+    d.mkdir(parents=True, exist_ok=True)
+    A.write_wav(d / "name.wav", speech()[: A.RATE])
+
+
+def dial_in(coda, tmp_path: Path, dtmf: str, duration: float, name: str) -> tuple[dict, Path]:
+    rec = tmp_path / f"{name}.wav"
+    r = subprocess.run(
+        CODA_CMD + ["call", f"sip:8000@127.0.0.1:{coda.sip_port}", "--from", MAILBOX,
+                    "--dtmf", dtmf, "--duration", str(duration), "--record", str(rec)],
+        capture_output=True, text=True, timeout=duration + 60, stdin=subprocess.DEVNULL,
+    )
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout), rec
+
+
+def folders(coda) -> list[str]:
+    with sqlite3.connect(coda.data_dir / "coda.db") as db:
+        return [row[0] for row in db.execute("SELECT folder FROM messages ORDER BY id")]
+
+
+def locked(coda) -> bool:
+    with sqlite3.connect(coda.data_dir / "coda.db") as db:
+        row = db.execute("SELECT locked_until FROM pin_state WHERE mailbox = ?", (MAILBOX,)).fetchone()
+    import time
+    return bool(row and row[0] and row[0] > time.time())
+
+
+def test_owner_hears_envelope_and_message(coda, tmp_path):
+    set_pin(coda)
+    give_name(coda)
+    leave_messages(coda, caller_wav(tmp_path), 1)
+    # PIN at 1.5 s (barges into the welcome); the message plays after the counts and the
+    # envelope; '#' at 35 s exits.
+    res, rec = dial_in(coda, tmp_path, f"1.5:{PIN}#,35:#", 45, "heard")
+    assert res["status"] == 200 and res["hangup_by"] == "remote", res
+    heard = A.load(rec)
+    cmp = A.compare(speech()[: 2 * A.RATE], heard, min_lag_s=0.0, min_overlap=0.9)
+    print("heard vs left:", cmp)
+    assert cmp.corr >= A.CORR_MIN, f"the message was not heard: {cmp}"
+    assert folders(coda) == ["saved"], "a heard message moves to the saved folder"
+
+
+def test_three_wrong_pins_lock_across_calls_and_restart(coda, tmp_path):
+    set_pin(coda)
+    give_name(coda)
+    leave_messages(coda, caller_wav(tmp_path), 1)
+    res, _ = dial_in(coda, tmp_path, "1.5:111111#,6:222222#,11:333333#", 25, "wrong")
+    assert res["hangup_by"] == "remote", res
+    assert locked(coda)
+    # The right PIN is refused while locked, and nothing is played or changed.
+    res, rec = dial_in(coda, tmp_path, f"1.5:{PIN}#", 20, "locked")
+    assert res["hangup_by"] == "remote", res
+    heard = A.load(rec)
+    assert A.compare(speech()[: 2 * A.RATE], heard, min_lag_s=0.0, min_overlap=0.9).corr < A.CORR_MIN
+    assert folders(coda) == ["new"]
+    coda.stop()
+    coda.start()
+    assert locked(coda), "the lock must survive a restart"
+    r = subprocess.run(CODA_CMD + ["mailbox", "unlock", MAILBOX, "--data-dir", str(coda.data_dir)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and "unlocked" in r.stdout, r
+    assert not locked(coda)
+    with sqlite3.connect(coda.data_dir / "coda.db") as db:
+        events = [e for (e,) in db.execute("SELECT event FROM audit WHERE mailbox = ? ORDER BY rowid", (MAILBOX,))]
+    assert events.count("login_failed") == 3 and "locked" in events and "unlocked" in events, events
+    for table in ("audit", "pin_state"):
+        with sqlite3.connect(coda.data_dir / "coda.db") as db:
+            dump = "\n".join(str(r) for r in db.execute(f"SELECT * FROM {table}"))
+        assert PIN not in dump and "111111" not in dump
+    assert PIN not in coda.stderr_text() and "111111" not in coda.stderr_text()
