@@ -48,7 +48,7 @@ pub async fn run(
                 let now = unix_now();
                 // An over-long entry completed with '#' still counts as a wrong attempt.
                 let verify = |phc: &str| pin.as_ref().is_some_and(|p| verify_pin(p, phc));
-                match sh.store.check_pin(&id, verify, now, &policy) {
+                match sh.store.check_pin(&id, verify, now, policy) {
                     Ok(LoginOutcome::Ok { must_change }) => {
                         let needs_name =
                             !matches!(sh.store.greeting(&id, GreetingKind::Name), Ok(Some(_)));
@@ -123,7 +123,7 @@ pub async fn run(
             let policy = pin_policy(shared);
             let ok = tokio::task::spawn_blocking(move || {
                 let phc = hash_pin(&new_pin).ok()?;
-                sh.store.set_pin(&id, &phc, unix_now(), false, &policy).ok()
+                sh.store.set_pin(&id, &phc, unix_now(), false, policy).ok()
             })
             .await
             .ok()
