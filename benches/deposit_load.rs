@@ -91,6 +91,18 @@ mod sys {
         fn recvmsg(fd: i32, msg: *mut MsgHdr, flags: i32) -> isize;
         fn kill(pid: i32, sig: i32) -> i32;
         fn sysconf(name: i32) -> i64;
+        fn setpriority(which: i32, who: u32, prio: i32) -> i32;
+    }
+
+    /// Sets the nice value of the calling thread (PRIO_PROCESS, 0). Lowering it needs
+    /// CAP_SYS_NICE. Only async-signal-safe work: usable in `pre_exec`.
+    pub fn set_nice(nice: i32) -> io::Result<()> {
+        // SAFETY: setpriority(2) has no memory-safety preconditions.
+        if unsafe { setpriority(0, 0, nice) } == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
     }
 
     /// Asks the kernel to time-stamp every datagram received on `fd`.
@@ -228,11 +240,13 @@ mod linux {
         keep: bool,
         wait_idle: u64,
         timeline: bool,
+        coda_nice: Option<i32>,
+        aligned: bool,
     }
 
     const USAGE: &str =
         "usage: deposit_load [--calls N] [--secs S] [--coda PATH] [--rate CALLS_PER_S] \
-                         [--greeting-max S] [--wait-idle S] [--header] [--keep] [--timeline]";
+                         [--greeting-max S] [--wait-idle S] [--header] [--keep] [--timeline] [--coda-nice N] [--aligned]";
 
     fn parse_args() -> Result<Args, String> {
         let mut a = Args {
@@ -245,6 +259,8 @@ mod linux {
             keep: false,
             wait_idle: 0,
             timeline: false,
+            coda_nice: None,
+            aligned: false,
         };
         let mut it = std::env::args().skip(1);
         while let Some(arg) = it.next() {
@@ -264,6 +280,11 @@ mod linux {
                 "--header" => a.header = true,
                 "--keep" => a.keep = true,
                 "--timeline" => a.timeline = true,
+                "--aligned" => a.aligned = true,
+                "--coda-nice" => {
+                    a.coda_nice =
+                        Some(number(&value("--coda-nice")?, "--coda-nice", -20.0, 19.0)? as i32)
+                }
                 // `cargo bench` passes `--bench` to harness-less benches.
                 "--bench" => {}
                 "-h" | "--help" => {
@@ -443,6 +464,26 @@ mod linux {
 
     // ---------------------------------------------------------------- /proc and /metrics
 
+    /// Nanoseconds the threads of `pid` spent runnable but waiting for a CPU
+    /// (`/proc/<pid>/task/*/schedstat`, second field), summed over live threads.
+    fn proc_runqueue_wait_ns(pid: &str) -> Option<u64> {
+        let mut total = 0u64;
+        for t in std::fs::read_dir(format!("/proc/{pid}/task"))
+            .ok()?
+            .flatten()
+        {
+            let Ok(st) = std::fs::read_to_string(t.path().join("schedstat")) else {
+                continue;
+            };
+            total += st
+                .split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+        Some(total)
+    }
+
     fn proc_cpu_ticks(pid: &str) -> Option<u64> {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
         let (_, rest) = stat.rsplit_once(')')?;
@@ -499,6 +540,9 @@ mod linux {
         own_ticks: u64,
         /// Busy ticks of the whole machine (all CPUs), from /proc/stat.
         sys_busy_ticks: u64,
+        /// Run-queue wait of coda's and our threads (ns).
+        coda_wait_ns: u64,
+        own_wait_ns: u64,
         active: Option<u64>,
     }
 
@@ -550,6 +594,8 @@ mod linux {
             coda_ticks: proc_cpu_ticks(pid)?,
             own_ticks: proc_cpu_ticks("self")?,
             sys_busy_ticks: sys_ticks()?.0,
+            coda_wait_ns: proc_runqueue_wait_ns(pid).unwrap_or(0),
+            own_wait_ns: proc_runqueue_wait_ns("self").unwrap_or(0),
             active: metric(&m, "coda_active_calls"),
         })
     }
@@ -1117,7 +1163,15 @@ mod linux {
         let log_path = dir.join("coda.log");
         let log =
             std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
-        let child = Command::new(&a.coda)
+        let mut cmd = Command::new(&a.coda);
+        if let Some(n) = a.coda_nice {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: the hook only calls setpriority(2), which is async-signal-safe.
+            unsafe {
+                cmd.pre_exec(move || sys::set_nice(n));
+            }
+        }
+        let child = cmd
             .arg("serve")
             .arg("--config")
             .arg(&cfg)
@@ -1180,7 +1234,15 @@ mod linux {
         let hard = t0 + ramp + per_call_bound + Duration::from_secs(30);
         let mut set = JoinSet::new();
         for i in 0..a.calls {
-            let at = t0 + Duration::from_secs_f64(i as f64 / a.rate);
+            // Random arrival phase within each 1/rate slot, so the calls' 20 ms clocks are
+            // spread like real arrivals; `--aligned` starts them exactly 1/rate apart (with
+            // the default 50 calls/s every call then has the same 20 ms phase: a worst case).
+            let jitter = if a.aligned {
+                0.0
+            } else {
+                rand::random::<f64>()
+            };
+            let at = t0 + Duration::from_secs_f64((i as f64 + jitter) / a.rate);
             tokio::time::sleep_until(at.into()).await;
             set.spawn(caller(i, shared.clone()));
         }
@@ -1346,6 +1408,17 @@ mod linux {
         Others,
     }
 
+    /// Run-queue wait in ms per second (coda's or ours) between two samples.
+    fn rq_wait(a: &Sample, b: &Sample, own: bool) -> Option<f64> {
+        let dt = b.at.checked_duration_since(a.at)?.as_secs_f64();
+        let (x, y) = if own {
+            (a.own_wait_ns, b.own_wait_ns)
+        } else {
+            (a.coda_wait_ns, b.coda_wait_ns)
+        };
+        (dt > 0.0).then(|| y.saturating_sub(x) as f64 / 1e6 / dt)
+    }
+
     /// CPU % of one core between two samples.
     fn cpu(a: &Sample, b: &Sample, tck: u64, who: Who) -> Option<f64> {
         let dt = b.at.checked_duration_since(a.at)?.as_secs_f64();
@@ -1373,8 +1446,11 @@ mod linux {
                 }
             }
             println!();
-            println!("| s | active | coda CPU % | load-gen CPU % | others CPU % | intervals | > 5 ms | p99 ms | max ms |");
-            println!("|---|---|---|---|---|---|---|---|---|");
+            println!(
+                "| s | active | coda CPU % | load-gen CPU % | others CPU % | coda run-queue wait ms/s \
+                 | load-gen run-queue wait ms/s | intervals | > 5 ms | p99 ms | max ms |"
+            );
+            println!("|---|---|---|---|---|---|---|---|---|---|---|");
             let s = &self.samples;
             for (sec, mut v) in per_sec {
                 v.sort_unstable();
@@ -1384,12 +1460,14 @@ mod linux {
                 let c = |who| pair.and_then(|(x, y)| cpu(&x, &y, self.clk_tck, who));
                 let pct = |v: Option<f64>| v.map_or("–".into(), |v| format!("{v:.0}"));
                 println!(
-                    "| {sec} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    "| {sec} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                     pair.and_then(|p| p.1.active)
                         .map_or("–".into(), |v| v.to_string()),
                     pct(c(Who::Coda)),
                     pct(c(Who::LoadGen)),
                     pct(c(Who::Others)),
+                    pct(pair.and_then(|(x, y)| rq_wait(&x, &y, false))),
+                    pct(pair.and_then(|(x, y)| rq_wait(&x, &y, true))),
                     v.len(),
                     v.iter().filter(|d| **d > 5000).count(),
                     ms(percentile(&v, 0.99)),
@@ -1451,6 +1529,8 @@ mod linux {
             let full = |w| window.and_then(|(x, y)| cpu(x, y, self.clk_tck, w));
             let (full_coda, full_own, full_other) =
                 (full(Who::Coda), full(Who::LoadGen), full(Who::Others));
+            let rq_coda = window.and_then(|(x, y)| rq_wait(x, y, false));
+            let rq_own = window.and_then(|(x, y)| rq_wait(x, y, true));
             let window_secs = window.map_or(0.0, |(x, y)| y.at.duration_since(x.at).as_secs_f64());
             let pct = |v: Option<f64>| v.map_or("–".into(), |v| format!("{v:.0}"));
             let mib =
@@ -1512,6 +1592,21 @@ mod linux {
                 ms(percentile(&da, 0.5)),
                 ms(percentile(&da, 0.99)),
                 ms(da.last().copied()),
+            );
+            println!(
+                "- run-queue wait in the full-load window (threads runnable but not on a CPU): coda {} ms/s, \
+                 load generator {} ms/s; coda nice {}",
+                rq_coda.map_or("–".into(), |v| format!("{v:.0}")),
+                rq_own.map_or("–".into(), |v| format!("{v:.0}")),
+                a.coda_nice.map_or("inherited".into(), |n| n.to_string()),
+            );
+            println!(
+                "- arrivals: {}",
+                if a.aligned {
+                    "aligned (exactly 1/rate apart)"
+                } else {
+                    "random phase within each 1/rate slot"
+                }
             );
             if !greetings.is_empty() {
                 let mean = greetings.iter().map(Duration::as_secs_f64).sum::<f64>()

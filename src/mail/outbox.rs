@@ -128,13 +128,20 @@ impl Worker {
             }
             Disposition::RetryAt(t) => {
                 Metrics::inc(&self.metrics.mail_failures_total);
-                warn!(id, kind = mail.kind, attempts = mail.attempts + 1, retry_in_s = t - now,
-                      error = %result.as_ref().err().map(|e| e.message.as_str()).unwrap_or(""),
-                      "mail not delivered yet; will retry");
+                // Server texts often quote the recipient's address: details at debug only.
+                warn!(
+                    id,
+                    kind = mail.kind,
+                    attempts = mail.attempts + 1,
+                    retry_in_s = t - now,
+                    "mail not delivered yet; will retry"
+                );
+                debug!(id, error = %short(&result), "mail attempt failed");
             }
             Disposition::GiveUp(why) => {
                 Metrics::inc(&self.metrics.mail_failures_total);
-                warn!(id, kind = mail.kind, reason = %why, "mail given up");
+                warn!(id, kind = mail.kind, "mail given up");
+                debug!(id, reason = %why, "mail given up");
             }
         }
         let warning = match &d {
