@@ -26,8 +26,15 @@
 //! ```
 //!
 //! Options: `--calls N` (100), `--secs S` (30), `--coda PATH` (target/release/coda),
-//! `--rate CALLS_PER_S` (50), `--greeting-max S` (40), `--header` (print the table header
-//! first), `--keep` (keep the temporary directory with coda's data and log).
+//! `--rate CALLS_PER_S` (50; each call starts at a random phase within its 1/rate slot),
+//! `--aligned` (start calls exactly 1/rate apart: at 50 calls/s all calls then share one
+//! 20 ms phase, a worst case), `--greeting-max S` (40), `--wait-idle S` (first wait up to S
+//! seconds for the machine to be idle), `--coda-nice N` (nice value for coda), `--timeline`
+//! (per-second table), `--header` (print the table header first), `--keep` (keep the
+//! temporary directory with coda's data and log).
+//!
+//! Every call is bounded (INVITE and BYE 32 s each, greeting `--greeting-max`, message
+//! `--secs`) and the whole run has a hard deadline; only 127.0.0.1 is used.
 
 #[cfg(not(target_os = "linux"))]
 fn main() {
@@ -1376,7 +1383,7 @@ mod linux {
             *seen.entry(msg.chars().take(160).collect()).or_default() += 1;
         }
         let mut v: Vec<(String, usize)> = seen.into_iter().collect();
-        v.sort_by(|a, b| b.1.cmp(&a.1));
+        v.sort_by_key(|e| std::cmp::Reverse(e.1));
         (
             warn,
             error,

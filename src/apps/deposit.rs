@@ -222,8 +222,9 @@ impl Deposit {
         self.phase = Phase::Recording;
         self.rec_started = Some(now);
         self.last_voice_at = Some(now);
+        // Ten seconds up front; longer messages grow the buffer as they go.
         self.recording
-            .reserve((self.cfg.max_message.as_millis() as usize * 8).min(8000 * 60));
+            .reserve((self.cfg.max_message.as_millis() as usize * 8).min(8000 * 10));
     }
 
     /// Caller audio (decoded, in order, gaps already filled by the jitter buffer).

@@ -167,7 +167,10 @@ pub async fn run(
     } = setup;
     let metrics: &Metrics = &shared.metrics;
     let start = Instant::now();
-    let mut pacer = Pacer::new_20ms(start);
+    // A random phase inside the first 20 ms, so that calls arriving in step (a PBX
+    // releasing a batch) do not all send in the same millisecond (BENCHMARKS.md, aligned case).
+    let phase = Duration::from_micros(rand::random::<u64>() % 20_000);
+    let mut pacer = Pacer::new_20ms(start + phase);
     let mut sender_cfg =
         SenderConfig::new(Ssrc(rand::random()), SeqNo(rand::random()), rand::random());
     sender_cfg.payload_type = pt;
