@@ -173,11 +173,11 @@ pub struct VoicemailConfig {
     /// PIN length.
     pub pin_length: usize,
     /// A new PIN becomes valid this long after it is set.
-    pub pin_activation_minutes: u32,
+    pub pin_activation_minutes: f64,
     /// Consecutive wrong PINs (across calls) that lock the mailbox.
     pub pin_max_attempts: u32,
     /// How long a locked mailbox stays locked.
-    pub pin_lockout_minutes: u32,
+    pub pin_lockout_minutes: f64,
 }
 
 impl Default for VoicemailConfig {
@@ -192,9 +192,9 @@ impl Default for VoicemailConfig {
             media_timeout_secs: 30,
             pilot_numbers: vec!["voicemail".into(), "8000".into()],
             pin_length: 6,
-            pin_activation_minutes: 10,
+            pin_activation_minutes: 10.0,
             pin_max_attempts: 3,
-            pin_lockout_minutes: 30,
+            pin_lockout_minutes: 30.0,
         }
     }
 }
@@ -380,6 +380,15 @@ impl Config {
         }
         if self.mail.timezone.parse::<chrono_tz::Tz>().is_err() {
             return Err(format!("unknown time zone {:?}", self.mail.timezone));
+        }
+        let v = &self.voicemail;
+        for (name, m) in [
+            ("pin_activation_minutes", v.pin_activation_minutes),
+            ("pin_lockout_minutes", v.pin_lockout_minutes),
+        ] {
+            if !(0.0..=525_600.0).contains(&m) {
+                return Err(format!("voicemail.{name} must be between 0 and 525600"));
+            }
         }
         for n in &self.sip.trusted_networks {
             let ok = match n.split_once('/') {

@@ -62,9 +62,9 @@ impl From<&crate::config::VoicemailConfig> for PinPolicy {
     fn from(v: &crate::config::VoicemailConfig) -> Self {
         Self {
             length: v.pin_length,
-            activation_delay: Duration::from_secs(u64::from(v.pin_activation_minutes) * 60),
+            activation_delay: Duration::from_secs_f64(v.pin_activation_minutes * 60.0),
             max_attempts: v.pin_max_attempts,
-            lockout: Duration::from_secs(u64::from(v.pin_lockout_minutes) * 60),
+            lockout: Duration::from_secs_f64(v.pin_lockout_minutes * 60.0),
         }
     }
 }

@@ -52,6 +52,11 @@ def folders(coda) -> list[str]:
         return [row[0] for row in db.execute("SELECT folder FROM messages ORDER BY id")]
 
 
+def audit(coda) -> list[str]:
+    with sqlite3.connect(coda.data_dir / "coda.db") as db:
+        return [e for (e,) in db.execute("SELECT event FROM audit WHERE mailbox = ? ORDER BY id", (MAILBOX,))]
+
+
 def locked(coda) -> bool:
     with sqlite3.connect(coda.data_dir / "coda.db") as db:
         row = db.execute("SELECT locked_until FROM pin_state WHERE mailbox = ?", (MAILBOX,)).fetchone()
@@ -102,3 +107,54 @@ def test_three_wrong_pins_lock_across_calls_and_restart(coda, tmp_path):
             dump = "\n".join(str(r) for r in db.execute(f"SELECT * FROM {table}"))
         assert PIN not in dump and "111111" not in dump
     assert PIN not in coda.stderr_text() and "111111" not in coda.stderr_text()
+
+
+def test_delete_and_save_reach_the_store(coda, tmp_path):
+    """Two messages; '7' during the playback deletes the message being heard, '9' saves,
+    '#' exits: one message is deleted, the other (heard) is in the saved folder."""
+    set_pin(coda)
+    give_name(coda)
+    leave_messages(coda, caller_wav(tmp_path), 2)
+    assert folders(coda) == ["new", "new"]
+    res, _ = dial_in(coda, tmp_path, f"1.5:{PIN}#,20:7,30:9,40:#", 50, "keys")
+    assert res["hangup_by"] == "remote", res
+    assert folders(coda) == ["saved"], folders(coda)
+    assert len(list((coda.data_dir / "spool" / MAILBOX).glob("*.wav"))) == 1
+
+
+def test_twenty_concurrent_guessers_get_three_attempts(make_coda, tmp_path):
+    """Issue 3: twenty simultaneous calls guessing one mailbox get three guesses in all."""
+    coda = make_coda(limits={"max_calls": 50})
+    set_pin(coda)
+    procs = [
+        subprocess.Popen(
+            CODA_CMD + ["call", f"sip:8000@127.0.0.1:{coda.sip_port}", "--from", MAILBOX,
+                        "--dtmf", f"1.5:{100000 + 7 * i}#", "--duration", "10"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+        for i in range(20)
+    ]
+    for p in procs:
+        _out, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+    events = audit(coda)
+    assert events.count("login_failed") == 3, events
+    assert events.count("locked") == 1, events
+    assert locked(coda)
+
+
+def test_lock_ends_by_itself(make_coda, tmp_path):
+    """The lock lifts by itself after the (here shortened: 0.1 min) lock time."""
+    import time
+
+    coda = make_coda(voicemail={"pin_lockout_minutes": 0.1})
+    set_pin(coda)
+    give_name(coda)
+    leave_messages(coda, caller_wav(tmp_path), 1)
+    dial_in(coda, tmp_path, "1.5:111111#,6:222222#,11:333333#", 16, "wrong")
+    assert locked(coda)
+    time.sleep(7)  # the configured lock time itself is what is under test here
+    assert not locked(coda)
+    _res, rec = dial_in(coda, tmp_path, f"1.5:{PIN}#,35:#", 40, "after")
+    cmp = A.compare(speech()[: 2 * A.RATE], A.load(rec), min_lag_s=0.0, min_overlap=0.9)
+    assert cmp.corr >= A.CORR_MIN, cmp
+    assert audit(coda)[-1] == "login_ok", audit(coda)
