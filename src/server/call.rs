@@ -205,6 +205,7 @@ pub async fn run(
     loop {
         // Drain what the machine wants before waiting again.
         let mut wants_bye = false;
+        let mut switch_to_login: Option<String> = None;
         match &mut flow {
             Flow::Deposit {
                 deposit,
@@ -231,9 +232,8 @@ pub async fn run(
                             debug!(call_id, ?cause, "recording too short, discarded");
                             Metrics::inc(&metrics.messages_discarded_total);
                         }
-                        // `*` to login: retrieval from a deposit call is not wired yet, so it
-                        // ends the call like a hang-up request.
-                        Event::Login | Event::Hangup => wants_bye = true,
+                        Event::Login => switch_to_login = Some(mailbox.id.to_string()),
+                        Event::Hangup => wants_bye = true,
                     }
                 }
             }
@@ -253,6 +253,13 @@ pub async fn run(
                     });
                 }
             }
+        }
+        if let Some(mb) = switch_to_login {
+            // `*` during the greeting (only with `voicemail.star_to_login`): the same call
+            // continues as a login to this mailbox; the PIN is asked as always.
+            debug!(call_id, "deposit switches to mailbox login");
+            flow = super::retrieval_ops::new_flow(&shared, Some(mb));
+            continue;
         }
         if wants_bye && !bye_sent && !hung_up {
             bye_sent = true;

@@ -17,7 +17,6 @@ use tracing::{debug, info, trace, warn};
 
 use crate::admin::Metrics;
 use crate::apps::deposit::{Deposit, DepositConfig, DepositSetup, Greetings};
-use crate::apps::retrieval::{Retrieval, RetrievalConfig, RetrievalSetup};
 use crate::apps::{mwi, routing};
 use crate::numbering::Caller;
 use crate::sdp::{self, Codec, LocalMedia, SessionDescription};
@@ -724,27 +723,7 @@ impl Endpoint {
             Caller::Extension { extension, .. } if cfg.sip.is_trusted(from.ip()) => Some(extension),
             _ => None,
         };
-        let rcfg = RetrievalConfig {
-            pin_policy: super::retrieval_ops::pin_policy(&self.shared),
-            plan: cfg.numbering.clone(),
-            tz: cfg
-                .mail
-                .timezone
-                .parse()
-                .unwrap_or(chrono_tz::Europe::London),
-            ..RetrievalConfig::default()
-        };
-        let setup = RetrievalSetup {
-            mailbox,
-            wall_clock_unix: unix_now(),
-        };
-        let prompts: Arc<dyn crate::apps::PromptSource + Send + Sync> = self.shared.prompts.clone();
-        Flow::Retrieval(Box::new(Retrieval::new(
-            Instant::now(),
-            rcfg,
-            setup,
-            prompts,
-        )))
+        super::retrieval_ops::new_flow(&self.shared, mailbox)
     }
 
     /// Leaving a message: the mailbox from the diversion headers, its greetings and fullness.

@@ -8,7 +8,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tracing::{info, warn};
 
 use crate::apps::pin::{hash_pin, verify_pin, PinPolicy};
-use crate::apps::retrieval::{Event, LoginResult, MessageInfo};
+use crate::apps::retrieval::{
+    Event, LoginResult, MessageInfo, Retrieval, RetrievalConfig, RetrievalSetup,
+};
 use crate::store::{read_wav, Folder, GreetingKind, LoginOutcome, MailboxId, MessageId};
 
 use super::call::Reply;
@@ -24,6 +26,32 @@ fn unix_now() -> i64 {
 /// The configured PIN policy.
 pub fn pin_policy(shared: &Shared) -> PinPolicy {
     PinPolicy::from(&shared.cfg.voicemail)
+}
+
+/// A retrieval flow; `mailbox` is the mailbox to log in to, when the caller is known.
+pub fn new_flow(shared: &Arc<Shared>, mailbox: Option<String>) -> super::call::Flow {
+    let cfg = &shared.cfg;
+    let rcfg = RetrievalConfig {
+        pin_policy: pin_policy(shared),
+        plan: cfg.numbering.clone(),
+        tz: cfg
+            .mail
+            .timezone
+            .parse()
+            .unwrap_or(chrono_tz::Europe::London),
+        ..RetrievalConfig::default()
+    };
+    let setup = RetrievalSetup {
+        mailbox,
+        wall_clock_unix: unix_now(),
+    };
+    let prompts: Arc<dyn crate::apps::PromptSource + Send + Sync> = shared.prompts.clone();
+    super::call::Flow::Retrieval(Box::new(Retrieval::new(
+        std::time::Instant::now(),
+        rcfg,
+        setup,
+        prompts,
+    )))
 }
 
 /// Runs one request of the flow; `None` for requests that need no answer.

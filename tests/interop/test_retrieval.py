@@ -158,3 +158,28 @@ def test_lock_ends_by_itself(make_coda, tmp_path):
     cmp = A.compare(speech()[: 2 * A.RATE], A.load(rec), min_lag_s=0.0, min_overlap=0.9)
     assert cmp.corr >= A.CORR_MIN, cmp
     assert audit(coda)[-1] == "login_ok", audit(coda)
+
+
+def test_star_during_greeting_logs_in_only_where_configured(make_coda, tmp_path):
+    """Issue 2: `*` in the greeting reaches mailbox login only with star_to_login (off by
+    default: a known toll-fraud route)."""
+    for enabled in (False, True):
+        coda = make_coda(voicemail={"star_to_login": enabled})
+        set_pin(coda)
+        give_name(coda)
+        leave_messages(coda, caller_wav(tmp_path), 1)
+        rec = tmp_path / f"star-{enabled}.wav"
+        r = subprocess.run(
+            CODA_CMD + ["call", coda.uri(MAILBOX), "--dtmf", f"1:*,4:{PIN}#,40:#", "--duration", "45",
+                        "--record", str(rec)],
+            capture_output=True, text=True, timeout=100, stdin=subprocess.DEVNULL,
+        )
+        assert r.returncode == 0, r.stderr
+        heard = A.compare(speech()[: 2 * A.RATE], A.load(rec), min_lag_s=0.0, min_overlap=0.9).corr
+        if enabled:
+            assert "login_ok" in audit(coda), audit(coda)
+            assert heard >= A.CORR_MIN, heard
+        else:
+            assert not [e for e in audit(coda) if e.startswith("login")], audit(coda)
+            assert heard < A.CORR_MIN, heard
+        coda.stop()
