@@ -113,7 +113,24 @@ impl Worker {
     }
 
     async fn attempt(&self, mail: QueuedMail) {
-        let result = self.mailer.send_raw(&mail.from, &mail.to, &mail.raw).await;
+        // lettre's timeout bounds connecting; a relay that accepts and then says nothing would
+        // hold the worker for ever. The whole attempt gets four times `timeout_secs`.
+        let limit = Duration::from_secs(self.cfg.smtp.timeout_secs.max(1).saturating_mul(4));
+        let result = match tokio::time::timeout(
+            limit,
+            self.mailer.send_raw(&mail.from, &mail.to, &mail.raw),
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(_) => Err(SendError {
+                permanent: false,
+                message: format!(
+                    "no answer from the mail server within {} s",
+                    limit.as_secs()
+                ),
+            }),
+        };
         let now = unix_now();
         let horizon = i64::from(self.cfg.retry_horizon_hours) * 3600;
         let d = decide(&mail, &result, now, horizon);

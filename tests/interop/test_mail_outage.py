@@ -133,3 +133,44 @@ def test_permanent_refusal_warns_admin_and_is_not_retried(make_coda, tmp_path):
         assert [i["state"] for i in items if i["kind"] == "voicemail"] == ["failed"], items
     finally:
         ctl.stop()
+
+
+def test_relay_that_accepts_and_stalls_is_timed_out_and_retried(make_coda, tmp_path):
+    """A relay that accepts the TCP connection and then says nothing: the attempt times out
+    (smtp.timeout_secs), counts as a temporary failure, and the mail stays queued."""
+    import socket
+    import threading
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    port = srv.getsockname()[1]
+    held = []
+    stop = threading.Event()
+
+    def accept_and_hold():
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+                held.append(conn)  # never greet
+            except OSError:
+                continue
+
+    t = threading.Thread(target=accept_and_hold, daemon=True)
+    t.start()
+    try:
+        coda = make_coda(mail={"transport": "smtp", "smtp": {"host": "127.0.0.1", "port": port,
+                                                            "security": "none", "timeout_secs": 2}})
+        leave_messages(coda, caller_wav(tmp_path), 1)
+        wait_until(lambda: coda.metrics().get("coda_mail_failures_total", 0) >= 1, 30, "a timed-out attempt")
+        assert held, "coda never connected"
+        m = coda.metrics()
+        assert m["coda_outbox_pending"] == 1 and m["coda_outbox_failed"] == 0, m
+        assert coda.options_ok() and len(coda.messages(MAILBOX)) == 1
+    finally:
+        stop.set()
+        t.join(2)
+        for c in held:
+            c.close()
+        srv.close()
