@@ -274,13 +274,8 @@ impl Endpoint {
         self.txs.handle_timeout(now);
         for (_key, sub) in self.mwi.handle_timeout(now) {
             // RFC 6665 §4.2.2: a subscription that ran out gets a final NOTIFY.
-            self.notify(
-                &sub.mailbox,
-                sub.dialog,
-                Some("terminated;reason=timeout"),
-                0,
-            )
-            .await;
+            self.notify_final(&sub.mailbox, sub.dialog, "terminated;reason=timeout")
+                .await;
         }
         let mut sends: Vec<(Vec<u8>, SocketAddr, Transport)> = Vec::new();
         let mut dead_dialogs = Vec::new();
@@ -960,13 +955,9 @@ impl Endpoint {
             self.respond(&req, r, from, &transport).await;
             if expires == 0 {
                 if let Some(sub) = self.mwi.remove(&key) {
-                    self.notify(
-                        &sub.mailbox,
-                        sub.dialog,
-                        Some("terminated;reason=noresource"),
-                        0,
-                    )
-                    .await;
+                    // RFC 6665 §4.2.1.4: unsubscribed; the final NOTIFY carries the state.
+                    self.notify_final(&sub.mailbox, sub.dialog, "terminated")
+                        .await;
                 }
             } else {
                 self.notify_key(&key).await;
@@ -1018,7 +1009,7 @@ impl Endpoint {
         if expires == 0 {
             // A fetch (RFC 6665 §4.4.3): one NOTIFY with the state, then nothing.
             self.respond(&req, ok, from, &transport).await;
-            self.notify(&mailbox.id, sub, Some("terminated;reason=timeout"), 0)
+            self.notify_final(&mailbox.id, sub, "terminated;reason=timeout")
                 .await;
             return;
         }
@@ -1049,15 +1040,8 @@ impl Endpoint {
         self.send_notify(&mailbox, &route, cseq, &state).await;
     }
 
-    /// NOTIFY a subscription that is ending (its state given), consuming it.
-    async fn notify(
-        &mut self,
-        mailbox: &MailboxId,
-        sub: SubDialog,
-        state: Option<&str>,
-        _left: u32,
-    ) {
-        let state = state.unwrap_or("terminated");
+    /// The final NOTIFY of a subscription that is ending (RFC 6665 §4.2.2), consuming it.
+    async fn notify_final(&mut self, mailbox: &MailboxId, sub: SubDialog, state: &str) {
         self.send_notify(mailbox, &sub.route, sub.next_cseq, state)
             .await;
     }
