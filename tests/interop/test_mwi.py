@@ -24,10 +24,17 @@ def subscribe(ua: sipkit.SipUdp, uri: str, expires: int = 600, event: str = "mes
 
 
 def next_notify(ua: sipkit.SipUdp, timeout: float = 10) -> sipkit.Msg:
-    m = ua.wait_request("NOTIFY", timeout)
-    assert m is not None, "no NOTIFY"
-    ua.requests.remove(m)
-    return m
+    """The next new NOTIFY; retransmissions (same Call-ID and CSeq, sent while the test was
+    not reading its socket) are answered and skipped."""
+    seen = ua.__dict__.setdefault("_notify_seen", set())
+    while True:
+        m = ua.wait_request("NOTIFY", timeout)
+        assert m is not None, "no NOTIFY"
+        ua.requests.remove(m)
+        key = (m.get("call-id"), m.get("cseq"))
+        if key not in seen:
+            seen.add(key)
+            return m
 
 
 def summary(n: sipkit.Msg) -> dict[str, str]:

@@ -183,3 +183,39 @@ def test_star_during_greeting_logs_in_only_where_configured(make_coda, tmp_path)
             assert not [e for e in audit(coda) if e.startswith("login")], audit(coda)
             assert heard < A.CORR_MIN, heard
         coda.stop()
+
+
+def test_change_pin_by_keypad(coda, tmp_path):
+    """Main menu → options (0) → change PIN (5), new PIN twice: the store holds a new PIN,
+    valid after the activation delay, while the old one keeps working."""
+    set_pin(coda)
+    give_name(coda)
+    new = "135792"
+    res, _ = dial_in(coda, tmp_path, f"1.5:{PIN}#,9:0,12:5,15:{new}#,20:{new}#,26:#", 32, "chpin")
+    assert res["hangup_by"] == "remote", res
+    assert "pin_changed" in audit(coda)[1:], audit(coda)  # [0] is the provisioning
+    with sqlite3.connect(coda.data_dir / "coda.db") as db:
+        prev, active_at = db.execute(
+            "SELECT prev_pin_hash IS NOT NULL, pin_active_at FROM pin_state WHERE mailbox = ?", (MAILBOX,)
+        ).fetchone()
+    import time
+    assert prev == 1 and active_at > time.time() + 500, (prev, active_at)
+    # The old PIN still works during the 10 minutes.
+    dial_in(coda, tmp_path, f"1.5:{PIN}#,8:#", 12, "oldpin")
+    assert audit(coda)[-1] == "login_ok", audit(coda)
+
+
+def test_lamp_goes_off_when_the_message_is_heard(coda, tmp_path):
+    import sipkit
+    from test_mwi import next_notify, subscribe, summary
+
+    set_pin(coda)
+    give_name(coda)
+    with sipkit.SipUdp(coda.sip_addr) as phone:
+        assert subscribe(phone, coda.uri(MAILBOX))[0].status == 200
+        assert summary(next_notify(phone))["voice-message"] == "0/0"
+        leave_messages(coda, caller_wav(tmp_path), 1)
+        assert summary(next_notify(phone))["voice-message"] == "1/0"
+        dial_in(coda, tmp_path, f"1.5:{PIN}#,35:#", 40, "listen")
+        s = summary(next_notify(phone))
+        assert s["voice-message"] == "0/1" and s["messages-waiting"] == "no", s
