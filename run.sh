@@ -23,8 +23,10 @@ fi
 BUILD_DEPS=(build-essential pkg-config libtiff-dev libjpeg-dev libclang-dev)
 # Test peers: baresip (caller), SIPp (scenarios), python3-venv for the Python peers
 # (pjsua2, aiosmtpd). espeak-ng and sox are only needed to regenerate
-# fixtures/audio (fixtures/audio/make.sh), not to run the tests.
-TEST_DEPS=(baresip-core sip-tester python3 python3-venv openssl)
+# fixtures/audio (fixtures/audio/make.sh), not to run the tests. The fax peer uses
+# Debian's own libspandsp (a different build from coda's vendored one); pdftoppm
+# (poppler-utils) renders mailed PDFs back; libtiff-tools checks TIFFs.
+TEST_DEPS=(baresip-core sip-tester python3 python3-venv openssl libspandsp2 poppler-utils libtiff-tools)
 
 section() { printf '\n==================== %s ====================\n' "$*"; }
 

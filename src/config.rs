@@ -20,6 +20,7 @@ pub struct Config {
     pub mail: MailConfig,
     pub numbering: NumberingPlan,
     pub prompts: PromptsConfig,
+    pub fax: FaxConfig,
     /// Mailboxes declared in the file; created or updated in the store at start-up.
     #[serde(rename = "mailbox")]
     pub mailboxes: Vec<MailboxConfig>,
@@ -195,6 +196,57 @@ impl Default for VoicemailConfig {
             pin_activation_minutes: 10.0,
             pin_max_attempts: 3,
             pin_lockout_minutes: 30.0,
+        }
+    }
+}
+
+/// Fax reception (fax to email).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FaxConfig {
+    /// Fax numbers (Request-URI or diverted-from users) and where their faxes go: a mailbox
+    /// number (its owner's addresses) or a mail address.
+    pub numbers: std::collections::BTreeMap<String, String>,
+    /// A call to a voicemail number that hears fax tones (CNG) during the greeting switches
+    /// to fax reception for that mailbox.
+    pub detect_on_voicemail: bool,
+    /// Our station identifier sent to senders (CSI), up to 20 characters.
+    pub ident: String,
+    /// Offer error-correcting mode (needed for T.6 on the line).
+    pub ecm: bool,
+    /// Offer V.17 (14400 bit/s).
+    pub v17: bool,
+    /// Accept the far end's re-INVITE to T.38.
+    pub t38: bool,
+    /// Ask the far end to switch to T.38 ourselves, shortly after answering.
+    pub t38_request: bool,
+    /// Highest T.38 version we offer and accept (0..=3).
+    pub t38_version: u8,
+    /// UDPTL redundancy depth we send.
+    pub udptl_redundancy: u8,
+    /// Longest reception; the fax is cut off (and what arrived is kept) after it.
+    pub max_duration_secs: u32,
+    /// Most pages accepted in one fax.
+    pub max_pages: u32,
+    /// Days a received fax (PDF and record) is kept; 0 keeps it forever.
+    pub retention_days: u32,
+}
+
+impl Default for FaxConfig {
+    fn default() -> Self {
+        Self {
+            numbers: Default::default(),
+            detect_on_voicemail: true,
+            ident: "coda".into(),
+            ecm: true,
+            v17: true,
+            t38: true,
+            t38_request: false,
+            t38_version: 3,
+            udptl_redundancy: 3,
+            max_duration_secs: 1800,
+            max_pages: 100,
+            retention_days: 90,
         }
     }
 }
@@ -401,6 +453,34 @@ impl Config {
                 ));
             }
         }
+        let f = &self.fax;
+        if f.t38_version > 3 {
+            return Err("fax.t38_version must be 0..=3".into());
+        }
+        if f.udptl_redundancy > 7 {
+            return Err("fax.udptl_redundancy must be 0..=7".into());
+        }
+        if f.ident.chars().count() > 20
+            || !f.ident.chars().all(|c| c.is_ascii_graphic() || c == ' ')
+        {
+            return Err("fax.ident: at most 20 printable ASCII characters".into());
+        }
+        if f.max_duration_secs == 0 || f.max_pages == 0 {
+            return Err("fax.max_duration_secs and fax.max_pages must be above zero".into());
+        }
+        for (number, target) in &f.numbers {
+            if number.is_empty()
+                || !number
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '+')
+            {
+                return Err(format!("fax.numbers: {number:?} is not a number"));
+            }
+            if !target.contains('@') {
+                crate::store::MailboxId::parse(target)
+                    .map_err(|e| format!("fax.numbers.{number}: {e}"))?;
+            }
+        }
         for m in &self.mailboxes {
             crate::store::MailboxId::parse(&m.extension)
                 .map_err(|e| format!("mailbox {:?}: {e}", m.extension))?;
@@ -441,6 +521,7 @@ mod tests {
         assert_eq!(c.voicemail.silence_secs, d.voicemail.silence_secs);
         assert_eq!(c.limits.max_calls, d.limits.max_calls);
         assert_eq!(c.numbering, d.numbering);
+        assert_eq!(c.fax, d.fax);
     }
 
     #[test]

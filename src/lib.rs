@@ -11,6 +11,7 @@ pub mod admin;
 pub mod apps;
 pub mod cli;
 pub mod config;
+pub mod fax;
 pub mod mail;
 pub mod media;
 pub mod numbering;

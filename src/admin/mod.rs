@@ -23,6 +23,11 @@ pub struct Metrics {
     pub rtp_foreign_total: AtomicU64,
     pub outbox_pending: AtomicU64,
     pub outbox_failed: AtomicU64,
+    pub fax_rx_total: AtomicU64,
+    pub fax_rx_ok_total: AtomicU64,
+    pub fax_rx_failed_total: AtomicU64,
+    pub udptl_datagrams_in_total: AtomicU64,
+    pub udptl_datagrams_out_total: AtomicU64,
     /// Unix time the oldest pending mail was queued (0: none).
     pub outbox_oldest_created: AtomicI64,
 }
@@ -34,7 +39,7 @@ impl Metrics {
 
     /// Prometheus exposition text.
     pub fn render(&self) -> String {
-        let rows: [(&str, &str, &str, &AtomicU64); 11] = [
+        let rows: [(&str, &str, &str, &AtomicU64); 16] = [
             (
                 "coda_active_calls",
                 "gauge",
@@ -100,6 +105,36 @@ impl Metrics {
                 "counter",
                 "RTP packets dropped: wrong source or not RTP.",
                 &self.rtp_foreign_total,
+            ),
+            (
+                "coda_fax_rx_total",
+                "counter",
+                "Fax receptions started.",
+                &self.fax_rx_total,
+            ),
+            (
+                "coda_fax_rx_ok_total",
+                "counter",
+                "Faxes received complete and clean.",
+                &self.fax_rx_ok_total,
+            ),
+            (
+                "coda_fax_rx_failed_total",
+                "counter",
+                "Fax receptions that failed, were partial or could not be stored.",
+                &self.fax_rx_failed_total,
+            ),
+            (
+                "coda_udptl_datagrams_in_total",
+                "counter",
+                "UDPTL (T.38) datagrams received.",
+                &self.udptl_datagrams_in_total,
+            ),
+            (
+                "coda_udptl_datagrams_out_total",
+                "counter",
+                "UDPTL (T.38) datagrams sent.",
+                &self.udptl_datagrams_out_total,
             ),
         ];
         let mut out = String::new();

@@ -1,4 +1,4 @@
-//! Outgoing mail: one message per voicemail, with the audio attached as WAV.
+//! Outgoing mail: one message per voicemail (audio attached as WAV) and per received fax (PDF).
 //!
 //! The zero-configuration transport writes `.eml` files into `<data_dir>/outbox`; an SMTP relay
 //! (plain, STARTTLS or implicit TLS, optional AUTH) is used when configured. A failed send is
@@ -16,6 +16,7 @@ use std::time::Duration;
 use crate::config::{MailConfig, MailTransportKind, SmtpSecurity};
 use crate::store::{wav_bytes, Mailbox, NewMail, StoredMessage};
 
+pub mod fax;
 pub mod outbox;
 
 /// Mail errors, by fault.
@@ -196,7 +197,7 @@ pub fn render_template(template: &str, vars: &[(&str, &str)]) -> String {
     out
 }
 
-fn html_escape(s: &str) -> String {
+pub(crate) fn html_escape(s: &str) -> String {
     let mut o = String::with_capacity(s.len() + 16);
     for c in s.chars() {
         match c {

@@ -19,6 +19,7 @@ mod attrs;
 mod error;
 mod model;
 pub mod negotiate;
+pub mod t38;
 
 #[cfg(test)]
 mod tests;
@@ -32,6 +33,9 @@ pub use model::{Line, MediaSection, SessionDescription};
 pub use negotiate::{
     accept_answer, answer, offer, Codec, LocalMedia, Negotiated, DEFAULT_PTIME,
     OFFER_TELEPHONE_EVENT_PT,
+};
+pub use t38::{
+    accept_t38_answer, answer_t38, offer_t38, EcMode, NegotiatedT38, T38Error, T38Local,
 };
 
 /// Largest SDP body accepted, in bytes.

@@ -33,6 +33,10 @@ pub enum CallCtl {
     Hangup,
     /// The service is shutting down.
     Shutdown,
+    /// T.38 was agreed (the far end's re-INVITE, or the answer to ours).
+    T38(crate::sdp::t38::NegotiatedT38),
+    /// Our re-INVITE to T.38 was refused.
+    T38Refused,
 }
 
 /// What the call tells the endpoint.
@@ -42,6 +46,8 @@ pub enum CallReport {
     Bye { call_id: String },
     /// The call task ended; forget the dialog.
     Ended { call_id: String },
+    /// Please re-INVITE the far end to T.38.
+    RequestT38 { call_id: String },
 }
 
 /// Everything a call needs from the INVITE.
@@ -55,6 +61,9 @@ pub struct CallSetup {
     pub pt: u8,
     pub te_pt: Option<u8>,
     pub flow: Flow,
+    /// Set when this call may turn into a fax reception (a voicemail call hearing CNG, or a
+    /// T.38 re-INVITE from the far end): where that fax goes.
+    pub fax_job: Option<super::fax_call::FaxJob>,
 }
 
 /// The call flow a call runs.
@@ -164,7 +173,13 @@ pub async fn run(
         pt,
         te_pt,
         mut flow,
+        fax_job,
     } = setup;
+    // Listen for a calling fax machine only while a deposit may become a fax.
+    let mut cng = fax_job
+        .as_ref()
+        .and_then(|_| crate::fax::engine::CngDetector::new().ok());
+    let mut handoff: Option<super::fax_call::FaxStart> = None;
     let metrics: &Metrics = &shared.metrics;
     let start = Instant::now();
     // A random phase inside the first 20 ms, so that calls arriving in step (a PBX
@@ -269,7 +284,7 @@ pub async fn run(
                 })
                 .await;
         }
-        if flow.is_done() {
+        if flow.is_done() || handoff.is_some() {
             break;
         }
 
@@ -330,6 +345,13 @@ pub async fn run(
                         drain_jitter(&mut jitter, now, true, law, &mut pcm, &mut inband, &mut flow);
                         flow.handle_hangup(now);
                     }
+                    Some(CallCtl::T38(neg)) => {
+                        if fax_job.is_some() && matches!(flow, Flow::Deposit { .. }) && !hung_up {
+                            debug!(call_id, "T.38 re-INVITE: voicemail call becomes a fax");
+                            handoff = Some(super::fax_call::FaxStart::T38(neg));
+                        }
+                    }
+                    Some(CallCtl::T38Refused) => {}
                     Some(CallCtl::Shutdown) => {
                         drain_jitter(&mut jitter, now, true, law, &mut pcm, &mut inband, &mut flow);
                         flow.handle_hangup(now);
@@ -354,15 +376,28 @@ pub async fn run(
         }
 
         let now = Instant::now();
-        drain_jitter(
+        let heard_cng = drain_jitter_with_cng(
             &mut jitter,
             now,
-            false,
             law,
             &mut pcm,
             &mut inband,
             &mut flow,
+            &mut cng,
         );
+        if heard_cng && handoff.is_none() && !hung_up && matches!(flow, Flow::Deposit { .. }) {
+            debug!(
+                call_id,
+                "fax tone (CNG) heard: voicemail call becomes a fax"
+            );
+            handoff = Some(super::fax_call::FaxStart::Audio {
+                remote,
+                law,
+                pt,
+                sender: None,
+            });
+            continue;
+        }
         if let Some(t) = flow.poll_timeout() {
             if now >= t {
                 flow.handle_timeout(now);
@@ -414,6 +449,19 @@ pub async fn run(
             }
         }
     }
+    if let (Some(mut start), Some(job)) = (handoff, fax_job) {
+        if let super::fax_call::FaxStart::Audio { sender: s, .. } = &mut start {
+            *s = Some(Box::new(sender));
+        }
+        let setup = super::fax_call::FaxCallSetup {
+            call_id,
+            socket,
+            start,
+            job,
+        };
+        super::fax_call::run(setup, shared, ctl, report).await;
+        return;
+    }
     let _ = report.send(CallReport::Ended { call_id }).await;
 }
 
@@ -424,6 +472,48 @@ fn on_rtcp(datagram: &[u8], now: Instant, last_sr: &mut LastSr) {
             last_sr.on_sender_report(now, &info);
         }
     }
+}
+
+/// Like [`drain_jitter`], also feeding the fax tone detector; true once CNG was heard.
+fn drain_jitter_with_cng(
+    jitter: &mut JitterBuffer,
+    now: Instant,
+    law: Law,
+    pcm: &mut [i16],
+    inband: &mut DtmfDetector,
+    flow: &mut Flow,
+    cng: &mut Option<crate::fax::engine::CngDetector>,
+) -> bool {
+    let Some(det) = cng.as_mut() else {
+        drain_jitter(jitter, now, false, law, pcm, inband, flow);
+        return false;
+    };
+    let mut heard = false;
+    while let Some(f) = jitter.pop(now) {
+        match f {
+            Frame::Audio { payload, .. } => {
+                let n = payload.len().min(pcm.len());
+                law.decode_slice(&payload[..n], &mut pcm[..n]);
+                heard |= det.process(&pcm[..n]);
+                inband.process(&pcm[..n], |hit| flow.handle_dtmf(now, hit.digit));
+                flow.handle_audio(now, &pcm[..n]);
+                jitter.recycle(payload);
+            }
+            Frame::Gap { samples, .. } => {
+                let silence = [0i16; FRAME];
+                let mut left = samples as usize;
+                while left > 0 {
+                    let k = left.min(FRAME);
+                    flow.handle_audio(now, &silence[..k]);
+                    left -= k;
+                }
+            }
+        }
+        if heard {
+            break;
+        }
+    }
+    heard
 }
 
 /// Moves decoded audio from the jitter buffer into the machine (and the in-band detector).

@@ -27,7 +27,9 @@ use crate::sip::{self, Message, Method, NameAddr, Request, Response, Uri};
 use crate::store::{GreetingKind, MailboxId, NewMessage};
 
 use super::call::{self, CallCtl, CallReport, CallSetup, Flow};
+use super::fax_call::{self, FaxCallSetup, FaxJob, FaxStart, FaxTarget};
 use super::Shared;
+use crate::sdp::t38::{self as t38sdp, NegotiatedT38, T38Local};
 
 /// Where a message came from, and how to answer.
 #[derive(Clone, Debug)]
@@ -158,6 +160,16 @@ struct Dialog {
     sdp_session: u64,
     /// A call whose INVITE had no SDP: coda offered in the 200, media waits for the ACK.
     pending: Option<PendingCall>,
+    /// Our media port (RTP, and UDPTL after a switch to T.38).
+    media_port: u16,
+    /// The call may switch to T.38 (a fax call, or a voicemail call allowed to become one).
+    fax_ok: bool,
+    /// Our own re-INVITE is in progress (a crossing one from the peer gets 491).
+    reinvite_pending: bool,
+    /// When to retry our re-INVITE after a 491 (RFC 3261 §14.1).
+    reinvite_retry_at: Option<Instant>,
+    /// The SDP of our re-INVITE in flight (becomes `local_sdp` on 2xx).
+    reinvite_offer: Option<Vec<u8>>,
 }
 
 /// Where requests inside a dialog go and what they carry.
@@ -183,8 +195,25 @@ struct CallParts {
     call_id: String,
     socket: UdpSocket,
     rtcp_socket: UdpSocket,
-    flow: Flow,
+    job: Job,
     ctl_rx: mpsc::Receiver<CallCtl>,
+}
+
+/// What an answered call does.
+enum Job {
+    /// Voicemail deposit or retrieval (audio).
+    Voice(Flow),
+    /// Fax reception.
+    Fax(FaxJob),
+}
+
+impl Job {
+    fn name(&self) -> &'static str {
+        match self {
+            Job::Voice(f) => f.name(),
+            Job::Fax(_) => "fax",
+        }
+    }
 }
 
 struct PendingCall {
@@ -207,6 +236,8 @@ pub struct Endpoint {
     changed_rx: Option<mpsc::UnboundedReceiver<MailboxId>>,
     next_rtp_port: u16,
     stopping: bool,
+    /// Our re-INVITE client transactions and the dialog each belongs to.
+    reinvites: HashMap<TransactionKey, String>,
 }
 
 impl Endpoint {
@@ -230,6 +261,7 @@ impl Endpoint {
             changed_rx: Some(changed_rx),
             next_rtp_port: start,
             stopping: false,
+            reinvites: HashMap::new(),
         }
     }
 
@@ -262,7 +294,10 @@ impl Endpoint {
         let dialogs = self
             .dialogs
             .values()
-            .filter_map(|d| d.pending_2xx.as_ref().and_then(|r| r.poll_timeout()))
+            .filter_map(|d| {
+                let a = d.pending_2xx.as_ref().and_then(|r| r.poll_timeout());
+                [a, d.reinvite_retry_at].into_iter().flatten().min()
+            })
             .min();
         [dialogs, self.txs.poll_timeout()]
             .into_iter()
@@ -301,6 +336,18 @@ impl Endpoint {
         for (b, to, t) in sends {
             self.send(&b, to, &t).await;
         }
+        let retries: Vec<String> = self
+            .dialogs
+            .iter()
+            .filter(|(_, d)| d.reinvite_retry_at.is_some_and(|t| t <= now))
+            .map(|(c, _)| c.clone())
+            .collect();
+        for cid in retries {
+            if let Some(d) = self.dialogs.get_mut(&cid) {
+                d.reinvite_retry_at = None;
+            }
+            self.send_t38_reinvite(&cid).await;
+        }
         for cid in dead_dialogs {
             warn!(call_id = %cid, "no ACK for 200 OK; ending the call");
             if let Some(d) = self.dialogs.get(&cid) {
@@ -318,8 +365,16 @@ impl Endpoint {
                 self.send(&msg.to_bytes(), to, &t).await;
             }
         }
-        for (_key, ev) in self.txs.drain_events() {
+        let mut results = Vec::new();
+        for (key, ev) in self.txs.drain_events() {
+            let reinvite = self.reinvites.get(&key).cloned();
             match ev {
+                TxEvent::Response(r) if reinvite.is_some() => {
+                    results.push((reinvite.unwrap_or_default(), Some(r)))
+                }
+                TxEvent::Timeout | TxEvent::TransportError if reinvite.is_some() => {
+                    results.push((reinvite.unwrap_or_default(), None))
+                }
                 TxEvent::Timeout => debug!("transaction timed out"),
                 TxEvent::TransportError => debug!("transaction transport error"),
                 _ => {}
@@ -327,6 +382,10 @@ impl Endpoint {
         }
         for key in self.txs.remove_terminated() {
             self.tx_dest.remove(&key);
+            self.reinvites.remove(&key);
+        }
+        for (call_id, resp) in results {
+            Box::pin(self.on_reinvite_result(&call_id, resp)).await;
         }
     }
 
@@ -453,24 +512,17 @@ impl Endpoint {
             .unwrap_or_default();
         match req.method {
             Method::Invite => {
-                if let Some(d) = self.dialogs.get_mut(&call_id) {
-                    // Re-INVITE within the dialog: keep the media as it is and re-offer our SDP.
-                    let to_tag = req
-                        .headers
-                        .to()
-                        .ok()
-                        .and_then(|t| t.tag().map(str::to_owned));
-                    if to_tag.as_deref() == Some(d.local_tag.as_str()) {
-                        d.sdp_version += 1;
-                        let body = bump_sdp_version(&d.local_sdp, d.sdp_session, d.sdp_version);
-                        d.local_sdp = body.clone();
-                        let mut r = self.base_response(&req, 200);
-                        r.headers.push("Contact", self.contact(&transport));
-                        r.headers.push("Content-Type", "application/sdp");
-                        r.body = body;
-                        self.respond(&req, r, from, &transport).await;
-                        return;
-                    }
+                let to_tag = req
+                    .headers
+                    .to()
+                    .ok()
+                    .and_then(|t| t.tag().map(str::to_owned));
+                let in_dialog = self
+                    .dialogs
+                    .get(&call_id)
+                    .is_some_and(|d| to_tag.as_deref() == Some(d.local_tag.as_str()));
+                if in_dialog {
+                    return self.on_reinvite(req, call_id, from, transport).await;
                 }
                 self.on_invite(req, call_id, from, transport).await;
             }
@@ -543,6 +595,212 @@ impl Endpoint {
         }
     }
 
+    /// A re-INVITE in one of our dialogs (RFC 3261 §14.2). A T.38 offer switches a fax
+    /// (or fax-capable voicemail) call to T.38; anything else keeps the media as it is and
+    /// gets our current SDP again (session-timer refreshes, hold attempts).
+    async fn on_reinvite(
+        &mut self,
+        req: Request,
+        call_id: String,
+        from: SocketAddr,
+        transport: Transport,
+    ) {
+        let t38_ok = self.shared.cfg.fax.t38;
+        let local = self.t38_local();
+        let media_ip = self.shared.cfg.media_address();
+        let Some(d) = self.dialogs.get_mut(&call_id) else {
+            return;
+        };
+        if d.reinvite_pending {
+            // Glare: our own re-INVITE is in progress (RFC 3261 §14.2).
+            return self.reject(&req, 491, from, &transport).await;
+        }
+        let offer = if req.body.is_empty() {
+            None
+        } else {
+            match SessionDescription::parse(&req.body) {
+                Ok(o) => Some(o),
+                Err(_) => return self.reject(&req, 400, from, &transport).await,
+            }
+        };
+        let local_is_t38 = SessionDescription::parse(&d.local_sdp)
+            .map(|s| has_t38(&s))
+            .unwrap_or(false);
+        let mut switch: Option<NegotiatedT38> = None;
+        let body = match &offer {
+            Some(o) if has_t38(o) => {
+                if !(t38_ok && d.fax_ok) {
+                    return self.reject(&req, 488, from, &transport).await;
+                }
+                let our = SocketAddr::new(media_ip, d.media_port);
+                match t38sdp::answer_t38(o, &local, our) {
+                    Ok((answer, neg)) => {
+                        switch = Some(neg);
+                        d.sdp_version += 1;
+                        let bytes = answer.to_bytes();
+                        bump_sdp_version(&bytes, d.sdp_session, d.sdp_version)
+                    }
+                    Err(e) => {
+                        debug!(call_id, error = %e, "T.38 re-INVITE refused");
+                        return self.reject(&req, 488, from, &transport).await;
+                    }
+                }
+            }
+            Some(_) if local_is_t38 => {
+                // Back to audio after T.38 is not supported: the fax call keeps T.38.
+                return self.reject(&req, 488, from, &transport).await;
+            }
+            _ => {
+                d.sdp_version += 1;
+                bump_sdp_version(&d.local_sdp, d.sdp_session, d.sdp_version)
+            }
+        };
+        d.local_sdp = body.clone();
+        let ctl = d.ctl.clone();
+        let mut r = self.base_response(&req, 200);
+        r.headers.push("Contact", self.contact(&transport));
+        r.headers.push("Content-Type", "application/sdp");
+        r.body = body;
+        if let Some(d) = self.dialogs.get_mut(&call_id) {
+            // The 2xx is retransmitted until the ACK (RFC 3261 §13.3.1.4).
+            d.pending_2xx = Some(Uas2xxRetransmitter::new(
+                Instant::now(),
+                r.clone(),
+                self.timers,
+            ));
+        }
+        self.respond(&req, r, from, &transport).await;
+        if let Some(neg) = switch {
+            info!(
+                call_id,
+                version = neg.version,
+                "far end switched the call to T.38"
+            );
+            let _ = ctl.send(CallCtl::T38(neg)).await;
+        }
+    }
+
+    /// Re-INVITEs the far end to T.38 (coda-initiated switch; RFC 3261 §14.1).
+    async fn send_t38_reinvite(&mut self, call_id: &str) {
+        let local = self.t38_local();
+        let media_ip = self.shared.cfg.media_address();
+        let contact_udp = self.contact(&Transport::Udp);
+        let Some(d) = self.dialogs.get_mut(call_id) else {
+            return;
+        };
+        if d.reinvite_pending || d.pending_2xx.is_some() {
+            // Still waiting for the ACK of a previous INVITE: try again shortly.
+            d.reinvite_retry_at = Some(Instant::now() + Duration::from_millis(500));
+            return;
+        }
+        d.sdp_version += 1;
+        let offer = t38sdp::offer_t38(
+            &local,
+            SocketAddr::new(media_ip, d.media_port),
+            d.sdp_session,
+            d.sdp_version,
+        )
+        .to_bytes();
+        d.reinvite_pending = true;
+        d.reinvite_retry_at = None;
+        d.reinvite_offer = Some(offer.clone());
+        let cseq = d.next_cseq;
+        d.next_cseq += 1;
+        let route = DialogRoute {
+            call_id: call_id.to_owned(),
+            local_party: d.local_party.clone(),
+            remote_party: d.remote_party.clone(),
+            remote_target: d.remote_target.clone(),
+            route_set: d.route_set.clone(),
+            peer: d.peer,
+            transport: d.transport.clone(),
+        };
+        let mut req = self.in_dialog_request(Method::Invite, &route, cseq);
+        let contact = match route.transport {
+            Transport::Udp => contact_udp,
+            ref t => self.contact(t),
+        };
+        req.headers.push("Contact", contact);
+        req.headers.push("Allow", ALLOW);
+        req.headers.push("Content-Type", "application/sdp");
+        req.body = offer;
+        if let Ok(key) = TransactionKey::client(&req) {
+            self.reinvites.insert(key, call_id.to_owned());
+        }
+        debug!(call_id, "sending T.38 re-INVITE");
+        self.send_client_request(req, &route).await;
+    }
+
+    /// A final response (or timeout) for our re-INVITE.
+    async fn on_reinvite_result(&mut self, call_id: &str, resp: Option<Response>) {
+        let Some(d) = self.dialogs.get_mut(call_id) else {
+            return;
+        };
+        let status = resp.as_ref().map(|r| r.status).unwrap_or(408);
+        if status < 200 {
+            return;
+        }
+        let ctl = d.ctl.clone();
+        if (200..300).contains(&status) {
+            let Some(resp) = resp else { return };
+            // ACK for a 2xx is the TU's, in a transaction of its own (RFC 3261 §13.2.2.4),
+            // with the INVITE's CSeq number. Retransmitted 2xx are ACKed again.
+            let cseq = resp
+                .headers
+                .get("CSeq")
+                .and_then(|c| c.split_whitespace().next())
+                .and_then(|n| n.parse::<u32>().ok())
+                .unwrap_or(d.next_cseq.saturating_sub(1));
+            let route = DialogRoute {
+                call_id: call_id.to_owned(),
+                local_party: d.local_party.clone(),
+                remote_party: d.remote_party.clone(),
+                remote_target: d.remote_target.clone(),
+                route_set: d.route_set.clone(),
+                peer: d.peer,
+                transport: d.transport.clone(),
+            };
+            let first = d.reinvite_pending;
+            d.reinvite_pending = false;
+            let offer = d.reinvite_offer.take();
+            if let Some(o) = &offer {
+                d.local_sdp = o.clone();
+            }
+            let mut ack = self.in_dialog_request(Method::Ack, &route, cseq);
+            ack.headers.push("Content-Length", "0");
+            self.send(&ack.to_bytes(), route.peer, &route.transport)
+                .await;
+            if !first {
+                return;
+            }
+            let neg = offer
+                .and_then(|o| SessionDescription::parse(&o).ok())
+                .zip(SessionDescription::parse(&resp.body).ok())
+                .and_then(|(o, a)| t38sdp::accept_t38_answer(&o, &a).ok());
+            match neg {
+                Some(neg) => {
+                    info!(call_id, version = neg.version, "far end accepted T.38");
+                    let _ = ctl.send(CallCtl::T38(neg)).await;
+                }
+                None => {
+                    debug!(call_id, "T.38 answer unusable; staying on audio");
+                    let _ = ctl.send(CallCtl::T38Refused).await;
+                }
+            }
+        } else if status == 491 {
+            // Glare: we are not the Call-ID owner (the caller is), so wait 0..2 s (§14.1).
+            d.reinvite_pending = false;
+            d.reinvite_offer = None;
+            let wait = Duration::from_millis(rand::random::<u64>() % 2000);
+            d.reinvite_retry_at = Some(Instant::now() + wait);
+        } else {
+            d.reinvite_pending = false;
+            d.reinvite_offer = None;
+            debug!(call_id, status, "T.38 re-INVITE refused; staying on audio");
+            let _ = ctl.send(CallCtl::T38Refused).await;
+        }
+    }
+
     fn contact(&self, transport: &Transport) -> String {
         let addr = self.shared.cfg.sip.listen;
         let host = match self.shared.cfg.sip.public_address {
@@ -572,14 +830,26 @@ impl Endpoint {
         if self.shared.metrics.active_calls.load(Ordering::Relaxed) as usize >= limits.max_calls {
             return self.reject(&req, 503, from, &transport).await;
         }
-        let flow = if self.is_pilot(&req) {
-            self.retrieval_flow(&req, from)
+        let fax_number = self.fax_number(&req);
+        let job = if let Some((number, target)) = fax_number {
+            match self.fax_job(&req, number, target).await {
+                Some(j) => Job::Fax(j),
+                None => return self.reject(&req, 404, from, &transport).await,
+            }
+        } else if self.is_pilot(&req) {
+            Job::Voice(self.retrieval_flow(&req, from))
         } else {
             match self.deposit_flow(&req).await {
-                Some(f) => f,
+                Some(f) => Job::Voice(f),
                 None => return self.reject(&req, 404, from, &transport).await,
             }
         };
+        let fax_ok = self.shared.cfg.fax.t38
+            && match &job {
+                Job::Fax(_) => true,
+                Job::Voice(Flow::Deposit { .. }) => self.shared.cfg.fax.detect_on_voicemail,
+                Job::Voice(_) => false,
+            };
 
         // Offer/answer. No SDP in the INVITE would need the offer in the 200 and the answer in
         // the ACK; coda requires an offer for now and says so with 488.
@@ -592,9 +862,34 @@ impl Endpoint {
             ..LocalMedia::new(self.shared.cfg.media_address(), port)
         };
         let session_id = u64::from(rand::random::<u32>());
+        // A fax call whose INVITE offers T.38 first (an ATA or gateway already in fax mode)
+        // is answered with T.38 directly.
+        let mut t38_start: Option<(SessionDescription, NegotiatedT38)> = None;
+        if matches!(job, Job::Fax(_)) && self.shared.cfg.fax.t38 && !req.body.is_empty() {
+            if let Ok(offer) = SessionDescription::parse(&req.body) {
+                if t38_first(&offer) {
+                    let our = SocketAddr::new(self.shared.cfg.media_address(), port);
+                    match t38sdp::answer_t38_versioned(
+                        &offer,
+                        &self.t38_local(),
+                        our,
+                        session_id,
+                        1,
+                    ) {
+                        Ok(pair) => t38_start = Some(pair),
+                        Err(e) => {
+                            debug!(error = %e, "T.38 offer refused");
+                            return self.reject(&req, 488, from, &transport).await;
+                        }
+                    }
+                }
+            }
+        }
         // RFC 3264 §4 / RFC 3261 §13.2.1: an INVITE without a body gets coda's offer in the
         // 200; the answer comes in the ACK and the media starts then.
-        let (local_sdp, neg, our_offer) = if req.body.is_empty() {
+        let (local_sdp, neg, our_offer) = if let Some((answer, _)) = &t38_start {
+            (answer.clone(), None, None)
+        } else if req.body.is_empty() {
             let offer = sdp::offer(&local, session_id, 1);
             (offer.clone(), None, Some(offer))
         } else {
@@ -659,6 +954,11 @@ impl Endpoint {
                 sdp_version: 1,
                 sdp_session: session_id,
                 pending: None,
+                media_port: port,
+                fax_ok,
+                reinvite_pending: false,
+                reinvite_retry_at: None,
+                reinvite_offer: None,
             },
         );
         self.respond(&req, ok, from, &transport).await;
@@ -667,18 +967,138 @@ impl Endpoint {
             call_id: call_id.clone(),
             socket,
             rtcp_socket,
-            flow,
+            job,
             ctl_rx,
         };
-        match (neg, our_offer) {
-            (Some(neg), _) => self.start_call(parts, neg),
-            (None, Some(offer)) => {
+        match (neg, our_offer, t38_start) {
+            (_, _, Some((_, t38))) => self.start_t38_fax(parts, t38),
+            (Some(neg), _, None) => self.start_call(parts, neg),
+            (None, Some(offer), None) => {
                 if let Some(d) = self.dialogs.get_mut(&call_id) {
                     d.pending = Some(PendingCall { parts, offer });
                 }
             }
-            (None, None) => {}
+            (None, None, None) => {}
         }
+    }
+
+    /// The fax number an INVITE is for, and where its faxes go: the Request-URI user (or
+    /// the To user) looked up in `fax.numbers`.
+    fn fax_number(&self, req: &Request) -> Option<(String, String)> {
+        let numbers = &self.shared.cfg.fax.numbers;
+        if numbers.is_empty() {
+            return None;
+        }
+        let user_of = |u: &Uri| match u {
+            Uri::Tel(t) => t.number.clone(),
+            other => other.user().map(decode_user).unwrap_or_default(),
+        };
+        let mut users = vec![user_of(&req.uri)];
+        if let Ok(to) = req.headers.to() {
+            users.push(user_of(&to.uri));
+        }
+        users.into_iter().find_map(|u| {
+            numbers
+                .get_key_value(u.as_str())
+                .map(|(k, v)| (k.clone(), v.clone()))
+        })
+    }
+
+    /// Resolves a fax number's target (a mailbox from the store, or an address) into a job.
+    async fn fax_job(&self, req: &Request, number: String, target: String) -> Option<FaxJob> {
+        let target = if target.contains('@') {
+            FaxTarget::Address(target)
+        } else {
+            let id = MailboxId::parse(&target).ok()?;
+            let store = self.shared.store.clone();
+            let found = tokio::task::spawn_blocking(move || store.mailbox(&id).ok().flatten())
+                .await
+                .ok()
+                .flatten();
+            match found {
+                Some(m) => FaxTarget::Mailbox(m),
+                None => {
+                    warn!(number, "fax number maps to a mailbox that does not exist");
+                    return None;
+                }
+            }
+        };
+        let plan = &self.shared.cfg.numbering;
+        let caller: Caller = plan.classify(&self.caller_of(req, None));
+        debug!(number, "fax call");
+        Some(FaxJob {
+            number,
+            target,
+            caller: caller.stored(),
+            caller_display: plan.display(&caller),
+        })
+    }
+
+    /// A deposit may become a fax for its mailbox (`fax.detect_on_voicemail`).
+    fn voicemail_fax_job(&self, flow: &Flow) -> Option<FaxJob> {
+        if !self.shared.cfg.fax.detect_on_voicemail {
+            return None;
+        }
+        match flow {
+            Flow::Deposit {
+                mailbox, message, ..
+            } => Some(FaxJob {
+                number: mailbox.id.to_string(),
+                target: FaxTarget::Mailbox(mailbox.clone()),
+                caller: message.caller.clone(),
+                caller_display: message.caller_display.clone(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Our T.38 capabilities from the configuration.
+    fn t38_local(&self) -> T38Local {
+        T38Local {
+            version: self.shared.cfg.fax.t38_version,
+            ..T38Local::default()
+        }
+    }
+
+    /// Starts a fax call whose INVITE agreed on T.38 straight away.
+    fn start_t38_fax(&mut self, parts: CallParts, t38: NegotiatedT38) {
+        let Job::Fax(job) = parts.job else {
+            return;
+        };
+        info!(call_id = parts.call_id, "fax call started (T.38)");
+        self.spawn_fax(
+            parts.call_id,
+            parts.socket,
+            FaxStart::T38(t38),
+            job,
+            parts.ctl_rx,
+        );
+    }
+
+    fn spawn_fax(
+        &mut self,
+        call_id: String,
+        socket: UdpSocket,
+        start: FaxStart,
+        job: FaxJob,
+        ctl_rx: mpsc::Receiver<CallCtl>,
+    ) {
+        self.shared
+            .metrics
+            .active_calls
+            .fetch_add(1, Ordering::Relaxed);
+        let setup = FaxCallSetup {
+            call_id,
+            socket,
+            start,
+            job,
+        };
+        let shared = self.shared.clone();
+        let report = self.report_tx.clone();
+        tokio::spawn(async move {
+            fax_call::run(setup, shared.clone(), ctl_rx, report).await;
+            shared.metrics.active_calls.fetch_sub(1, Ordering::Relaxed);
+        });
     }
 
     /// Whether the INVITE is for mailbox login (the voicemail pilot number).
@@ -784,7 +1204,20 @@ impl Endpoint {
             Codec::Pcmu => codecs::Law::Ulaw,
             Codec::Pcma => codecs::Law::Alaw,
         };
-        info!(call_id = parts.call_id, codec = ?neg.codec, flow = parts.flow.name(), "call started");
+        info!(call_id = parts.call_id, codec = ?neg.codec, flow = parts.job.name(), "call started");
+        let flow = match parts.job {
+            Job::Voice(flow) => flow,
+            Job::Fax(job) => {
+                let start = FaxStart::Audio {
+                    remote: neg.remote_addr,
+                    law,
+                    pt: neg.pt,
+                    sender: None,
+                };
+                self.spawn_fax(parts.call_id, parts.socket, start, job, parts.ctl_rx);
+                return;
+            }
+        };
         self.shared
             .metrics
             .active_calls
@@ -797,7 +1230,8 @@ impl Endpoint {
             law,
             pt: neg.pt,
             te_pt: neg.telephone_event_pt,
-            flow: parts.flow,
+            fax_job: self.voicemail_fax_job(&flow),
+            flow,
         };
         let shared = self.shared.clone();
         let report = self.report_tx.clone();
@@ -840,6 +1274,7 @@ impl Endpoint {
             CallReport::Ended { call_id } => {
                 self.dialogs.remove(&call_id);
             }
+            CallReport::RequestT38 { call_id } => self.send_t38_reinvite(&call_id).await,
         }
     }
 
@@ -1093,6 +1528,28 @@ impl Endpoint {
 const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, SUBSCRIBE";
 
 /// %-unescapes a URI user part; invalid escapes keep the text as written.
+/// True when the first usable m-line of an offer is `m=image ... udptl t38`.
+fn t38_first(offer: &SessionDescription) -> bool {
+    offer
+        .media()
+        .iter()
+        .find(|m| m.port() != 0)
+        .is_some_and(|m| {
+            m.media().eq_ignore_ascii_case("image")
+                && m.proto().eq_ignore_ascii_case("udptl")
+                && m.formats().iter().any(|f| f.eq_ignore_ascii_case("t38"))
+        })
+}
+
+/// True when an offer has a usable `m=image ... udptl t38` line.
+fn has_t38(offer: &SessionDescription) -> bool {
+    offer.media().iter().any(|m| {
+        m.port() != 0
+            && m.media().eq_ignore_ascii_case("image")
+            && m.proto().eq_ignore_ascii_case("udptl")
+    })
+}
+
 fn decode_user(s: &str) -> String {
     match sip::pct_decode(s) {
         Ok(b) => String::from_utf8_lossy(&b).into_owned(),

@@ -3,6 +3,7 @@
 
 mod call;
 mod endpoint;
+mod fax_call;
 mod retrieval_ops;
 
 use std::net::SocketAddr;
@@ -55,6 +56,29 @@ pub enum ServeError {
     Mail(#[from] crate::mail::MailError),
     #[error("prompts: {0}")]
     Prompts(String),
+}
+
+/// Deletes received faxes past `fax.retention_days`, at start and then hourly.
+async fn expire_faxes(shared: Arc<Shared>) {
+    let days = shared.cfg.fax.retention_days;
+    if days == 0 {
+        return;
+    }
+    loop {
+        let store = shared.store.clone();
+        let cutoff = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0)
+            - i64::from(days) * 86_400;
+        match tokio::task::spawn_blocking(move || store.expire_faxes(cutoff)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => info!(faxes = n, "expired faxes past retention"),
+            Ok(Err(e)) => warn!(error = %e, "fax retention sweep failed"),
+            Err(_) => {}
+        }
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -159,6 +183,7 @@ pub async fn run(
         outbox_wake,
         mailbox_changed: changed_tx,
     });
+    tokio::spawn(expire_faxes(shared.clone()));
     if let Some(l) = admin {
         info!(addr = %l.local_addr().map(|a| a.to_string()).unwrap_or_default(), "admin HTTP listening");
         tokio::spawn(crate::admin::serve(l, metrics.clone()));

@@ -6,6 +6,7 @@
 //! never a row without audio. Calls are blocking: the tokio shell runs them on the blocking pool.
 
 mod auth;
+mod fax;
 mod outbox;
 mod spool;
 
@@ -14,8 +15,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 pub use auth::{AuditEvent, AuthPolicy, LoginOutcome, PinStatus};
+pub use fax::{FaxRecord, NewFax};
 pub use outbox::{MailState, NewMail, OutboxStats, QueuedMail};
-pub use spool::{read_wav, wav_bytes, write_wav_durably};
+pub use spool::{read_wav, wav_bytes, write_file_durably, write_wav_durably};
 
 /// A mailbox number: the extension, digits only.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -242,6 +244,7 @@ impl Store {
             "INTEGER NOT NULL DEFAULT 0",
         )?;
         outbox::migrate(&conn)?;
+        fax::migrate(&conn)?;
         Ok(Self {
             conn: Mutex::new(conn),
             spool,

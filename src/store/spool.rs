@@ -28,13 +28,20 @@ pub fn wav_bytes(samples: &[i16]) -> Vec<u8> {
 
 /// Writes `samples` to `path` so that after return the file and its name survive a crash.
 pub fn write_wav_durably(path: &Path, samples: &[i16]) -> io::Result<()> {
+    write_file_durably(path, &wav_bytes(samples))
+}
+
+/// Writes `bytes` to `path` (via a temporary name, fsync, rename, fsync of the directory) so
+/// that after return the file and its name survive a crash, and a crash before leaves no
+/// half-written file under the final name.
+pub fn write_file_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no directory"))?;
     let tmp = path.with_extension(format!("tmp{:08x}", rand::random::<u32>()));
     {
         let mut f = File::create(&tmp)?;
-        f.write_all(&wav_bytes(samples))?;
+        f.write_all(bytes)?;
         f.sync_all()?;
     }
     if let Err(e) = std::fs::rename(&tmp, path) {

@@ -1,0 +1,402 @@
+//! Fax reception in virtual time: a spandsp sender (coda's wrapper, calling party) against the
+//! [`FaxReceive`] machine, through real G.711 or through coda's UDPTL with loss. Each test is
+//! a whole fax session in milliseconds of CPU.
+
+use super::*;
+use crate::fax::engine::{AudioFax, Document, T30Options, T38Fax, T38Options};
+use crate::fax::tiff::{self, charts, Bitmap};
+use crate::sdp::t38::EcMode;
+use crate::sdp::T38RateManagement;
+use codecs::g711::Law;
+
+const MAX_STEPS: usize = 15 * 60 * 50;
+
+pub(crate) struct TempDir(pub std::path::PathBuf);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+pub(crate) fn tempdir() -> TempDir {
+    let p = std::env::temp_dir().join(format!("coda-faxrx-{}", rand::random::<u64>()));
+    std::fs::create_dir_all(&p).unwrap();
+    TempDir(p)
+}
+
+fn sender_opts() -> T30Options {
+    T30Options {
+        ident: "+44 20 7946 0000".into(),
+        calling_party: true,
+        ..Default::default()
+    }
+}
+
+fn negotiated(version: u8) -> NegotiatedT38 {
+    NegotiatedT38 {
+        remote: "127.0.0.1:40000".parse().unwrap(),
+        version,
+        max_bit_rate: 14_400,
+        rate_management: T38RateManagement::TransferredTcf,
+        far_max_datagram: 400,
+        far_max_buffer: 2000,
+        ec_send: EcMode::Redundancy,
+        fill_bit_removal: false,
+    }
+}
+
+fn finished(events: &mut [Event]) -> Option<FaxRxResult> {
+    events.iter().find_map(|e| match e {
+        Event::Finished(r) => Some((**r).clone()),
+        _ => None,
+    })
+}
+
+/// Audio: the sender's blocks go through G.711 both ways.
+fn run_audio(
+    sender: &mut AudioFax,
+    rx: &mut FaxReceive,
+    law: Law,
+    mut stop_sender_after: impl FnMut(&AudioFax) -> bool,
+) -> (FaxRxResult, Vec<Event>) {
+    let mut a = [0i16; BLOCK];
+    let mut wire = [0u8; BLOCK];
+    let mut events = Vec::new();
+    let mut sender_alive = true;
+    for _ in 0..MAX_STEPS {
+        if sender_alive {
+            sender.tx(&mut a);
+        } else {
+            a = [0; BLOCK];
+        }
+        law.encode_slice(&a, &mut wire);
+        law.decode_slice(&wire, &mut a);
+        rx.handle_audio(&a);
+        let mut back = rx.step().unwrap_or([0; BLOCK]);
+        law.encode_slice(&back, &mut wire);
+        law.decode_slice(&wire, &mut back);
+        if sender_alive {
+            sender.rx(&back);
+            while sender.poll_event().is_some() {}
+            if stop_sender_after(sender) {
+                sender_alive = false;
+            }
+        }
+        events.extend(std::iter::from_fn(|| rx.poll_event()));
+        if rx.is_done() {
+            break;
+        }
+    }
+    let r = finished(&mut events).expect("reception finished");
+    (r, events)
+}
+
+/// T.38: IFPs framed by coda's UDPTL (depth 3 both ways); `lose(i)` drops the i-th datagram
+/// in each direction.
+fn run_t38(
+    sender: &mut T38Fax,
+    rx: &mut FaxReceive,
+    lose: impl Fn(usize) -> bool,
+    garbage_every: Option<usize>,
+) -> FaxRxResult {
+    let mut tx = UdptlSender::new(3, 400);
+    let mut srx = UdptlReceiver::new();
+    let (mut n_fwd, mut n_back) = (0usize, 0usize);
+    let mut events = Vec::new();
+    for step in 0..MAX_STEPS {
+        sender.advance(BLOCK);
+        while let Some((ifp, count)) = sender.poll_ifp() {
+            let d = tx.packet(&ifp);
+            for _ in 0..count.max(1) {
+                n_fwd += 1;
+                if !lose(n_fwd) {
+                    rx.handle_datagram(&d);
+                }
+            }
+        }
+        if let Some(every) = garbage_every {
+            if step % every == 0 {
+                rx.handle_datagram(&[0xff, 0xff, 0x7f, 1, 2, 3]);
+                rx.handle_datagram(&[]);
+                rx.handle_datagram(&vec![0x55; 3000]);
+            }
+        }
+        rx.step();
+        while let Some(d) = rx.poll_datagram() {
+            n_back += 1;
+            if lose(n_back) {
+                continue;
+            }
+            if let Ok(ifps) = srx.receive(&d) {
+                for (seq, ifp) in ifps {
+                    sender.rx_ifp(&ifp, seq);
+                }
+            }
+        }
+        while sender.poll_event().is_some() {}
+        events.extend(std::iter::from_fn(|| rx.poll_event()));
+        if rx.is_done() {
+            break;
+        }
+    }
+    finished(&mut events).expect("reception finished")
+}
+
+fn tx_file(dir: &TempDir, pages: &[Bitmap]) -> std::path::PathBuf {
+    let p = dir.0.join("tx.tif");
+    std::fs::write(&p, tiff::write_bilevel_uncompressed(pages)).unwrap();
+    p
+}
+
+/// Every received page, decoded, equals what was sent (rendered back through the PDF).
+fn assert_pages_equal(rx_tiff: &Path, sent: &[Bitmap]) {
+    let pages = tiff::read_pages(&std::fs::read(rx_tiff).unwrap()).unwrap();
+    assert_eq!(pages.len(), sent.len(), "page count");
+    for (i, (got, want)) in pages.iter().zip(sent).enumerate() {
+        assert_eq!(got.compression, tiff::Compression::G4, "page {i}");
+        let bm = crate::fax::testutil::decode_page(got).expect("decodable page");
+        assert_eq!(bm.width, want.width, "page {i} width");
+        assert_eq!(bm.height, want.height, "page {i} height");
+        assert_eq!(bm.mismatches(want), Some(0), "page {i} pixels");
+    }
+}
+
+fn three_pages() -> Vec<Bitmap> {
+    vec![
+        charts::dense_chart(1728, 1143, 204, 98, 11),
+        charts::nearly_blank(1728, 1143, 204, 98, 12),
+        charts::numbered_page(3, 1728, 1143, 204, 98),
+    ]
+}
+
+#[test]
+fn t30_audio_three_pages_arrive_pixel_exact() {
+    let dir = tempdir();
+    let pages = three_pages();
+    let txp = tx_file(&dir, &pages);
+    let rxp = dir.0.join("rx.tif");
+    let mut sender = AudioFax::new(&sender_opts(), Document::Send(&txp)).unwrap();
+    let mut rx = FaxReceive::new(
+        FaxRxConfig {
+            ident: "coda".into(),
+            ..Default::default()
+        },
+        &rxp,
+    )
+    .unwrap();
+    let (r, events) = run_audio(&mut sender, &mut rx, Law::Alaw, |_| false);
+    assert!(r.clean(), "{r:?}");
+    assert_eq!(r.pages, 3);
+    assert_eq!(r.transport, FaxTransport::Audio);
+    assert_eq!(r.outcome.remote_ident, "+44 20 7946 0000");
+    assert!(r.outcome.stats.ecm);
+    assert!(matches!(events.last(), Some(Event::Hangup)));
+    assert_pages_equal(&rxp, &pages);
+}
+
+#[test]
+fn t30_audio_fine_resolution_page_keeps_its_resolution() {
+    let dir = tempdir();
+    let pages = vec![charts::dense_chart(1728, 2286, 204, 196, 5)];
+    let txp = tx_file(&dir, &pages);
+    let rxp = dir.0.join("rx.tif");
+    let mut sender = AudioFax::new(&sender_opts(), Document::Send(&txp)).unwrap();
+    let mut rx = FaxReceive::new(FaxRxConfig::default(), &rxp).unwrap();
+    let (r, _) = run_audio(&mut sender, &mut rx, Law::Ulaw, |_| false);
+    assert!(r.clean(), "{r:?}");
+    let got = tiff::read_pages(&std::fs::read(&rxp).unwrap()).unwrap();
+    assert_eq!(got.len(), 1);
+    assert!((got[0].y_dpi - 196.0).abs() < 2.0, "{}", got[0].y_dpi);
+    assert_pages_equal(&rxp, &pages);
+}
+
+#[test]
+fn t38_version_0_and_3_survive_20_percent_spread_loss() {
+    for version in [0u8, 3] {
+        let dir = tempdir();
+        let pages = three_pages();
+        let txp = tx_file(&dir, &pages);
+        let rxp = dir.0.join("rx.tif");
+        let neg = negotiated(version);
+        let opts = T38Options {
+            version,
+            ..Default::default()
+        };
+        let mut sender = T38Fax::new(&sender_opts(), &opts, Document::Send(&txp)).unwrap();
+        let mut rx = FaxReceive::new_t38(FaxRxConfig::default(), &rxp, &neg).unwrap();
+        // Every fifth datagram lost, both ways: 20 % spread loss.
+        let r = run_t38(&mut sender, &mut rx, |i| i % 5 == 0, None);
+        assert!(r.clean(), "v{version}: {r:?}");
+        assert_eq!(r.transport, FaxTransport::T38);
+        assert_eq!(r.pages, 3);
+        assert!(r.udptl_recovered > 0, "redundancy did the work");
+        assert_pages_equal(&rxp, &pages);
+    }
+}
+
+#[test]
+fn t38_garbage_datagrams_are_dropped_and_the_fax_still_arrives() {
+    let dir = tempdir();
+    let pages = vec![charts::numbered_page(1, 1728, 1143, 204, 98)];
+    let txp = tx_file(&dir, &pages);
+    let rxp = dir.0.join("rx.tif");
+    let mut sender =
+        T38Fax::new(&sender_opts(), &T38Options::default(), Document::Send(&txp)).unwrap();
+    let mut rx = FaxReceive::new_t38(FaxRxConfig::default(), &rxp, &negotiated(0)).unwrap();
+    let r = run_t38(&mut sender, &mut rx, |_| false, Some(7));
+    assert!(r.clean(), "{r:?}");
+    assert_pages_equal(&rxp, &pages);
+}
+
+#[test]
+fn t30_sender_that_stops_after_one_page_gives_a_partial_result() {
+    let dir = tempdir();
+    let pages = three_pages();
+    let txp = tx_file(&dir, &pages);
+    let rxp = dir.0.join("rx.tif");
+    let mut sender = AudioFax::new(&sender_opts(), Document::Send(&txp)).unwrap();
+    let mut rx = FaxReceive::new(
+        FaxRxConfig {
+            max_duration_secs: 600,
+            ..Default::default()
+        },
+        &rxp,
+    )
+    .unwrap();
+    // The sender goes silent (line dropped) once its first page has been confirmed.
+    let (r, _) = run_audio(&mut sender, &mut rx, Law::Alaw, |s| s.stats().pages_tx >= 1);
+    assert!(!r.clean(), "{r:?}");
+    assert!(!r.outcome.ok());
+    assert_eq!(r.pages, 1, "{r:?}");
+    assert!(!r.explanation.is_empty());
+    let got = tiff::read_pages(&std::fs::read(&rxp).unwrap()).unwrap();
+    assert_eq!(got.len(), 1, "the page that arrived is kept");
+    assert_pages_equal(&rxp, &pages[..1]);
+}
+
+#[test]
+fn page_limit_cuts_the_fax_and_keeps_what_arrived() {
+    let dir = tempdir();
+    let pages = three_pages();
+    let txp = tx_file(&dir, &pages);
+    let rxp = dir.0.join("rx.tif");
+    let mut sender = AudioFax::new(&sender_opts(), Document::Send(&txp)).unwrap();
+    let mut rx = FaxReceive::new(
+        FaxRxConfig {
+            max_pages: 2,
+            ..Default::default()
+        },
+        &rxp,
+    )
+    .unwrap();
+    let (r, _) = run_audio(&mut sender, &mut rx, Law::Alaw, |_| false);
+    assert_eq!(r.local_stop, Some(LocalStop::TooManyPages), "{r:?}");
+    assert!(r.explanation.contains("2 pages"), "{}", r.explanation);
+    assert_eq!(r.pages, 2);
+    assert!(!r.clean());
+}
+
+#[test]
+fn duration_limit_ends_a_call_that_never_trains() {
+    let dir = tempdir();
+    let rxp = dir.0.join("rx.tif");
+    let mut rx = FaxReceive::new(
+        FaxRxConfig {
+            max_duration_secs: 20,
+            ..Default::default()
+        },
+        &rxp,
+    )
+    .unwrap();
+    let mut steps = 0;
+    let mut events = Vec::new();
+    while !rx.is_done() && steps < MAX_STEPS {
+        rx.handle_audio(&[0; BLOCK]);
+        rx.step();
+        events.extend(std::iter::from_fn(|| rx.poll_event()));
+        steps += 1;
+    }
+    let r = finished(&mut events).unwrap();
+    assert_eq!(r.local_stop, Some(LocalStop::TooLong));
+    assert_eq!(r.pages, 0);
+    assert_eq!(steps, 20 * 50);
+}
+
+#[test]
+fn t38_request_comes_once_after_the_configured_delay() {
+    let dir = tempdir();
+    let rxp = dir.0.join("rx.tif");
+    let mut rx = FaxReceive::new(
+        FaxRxConfig {
+            t38_request: true,
+            t38_request_after_ms: 1000,
+            ..Default::default()
+        },
+        &rxp,
+    )
+    .unwrap();
+    let mut at = Vec::new();
+    for i in 1..=200 {
+        rx.handle_audio(&[0; BLOCK]);
+        rx.step();
+        while let Some(e) = rx.poll_event() {
+            if matches!(e, Event::RequestT38) {
+                at.push(i);
+            }
+        }
+    }
+    assert_eq!(at, vec![50]);
+}
+
+#[test]
+fn t38_switch_during_the_tones_then_the_fax_arrives() {
+    // The far end's gateway re-INVITEs to T.38 two seconds into the call; both ends restart
+    // T.30 on T.38, as real gateways do.
+    let dir = tempdir();
+    let pages = vec![charts::dense_chart(1728, 1143, 204, 98, 3)];
+    let txp = tx_file(&dir, &pages);
+    let rxp = dir.0.join("rx.tif");
+    let mut audio_sender = AudioFax::new(&sender_opts(), Document::Send(&txp)).unwrap();
+    let mut rx = FaxReceive::new(FaxRxConfig::default(), &rxp).unwrap();
+    let mut a = [0i16; BLOCK];
+    for _ in 0..100 {
+        audio_sender.tx(&mut a);
+        rx.handle_audio(&a);
+        let back = rx.step().unwrap();
+        audio_sender.rx(&back);
+    }
+    drop(audio_sender);
+    rx.switch_to_t38(&negotiated(3)).unwrap();
+    assert!(!rx.is_audio());
+    // A session refresh carrying the same T.38 offer keeps the running terminal.
+    rx.switch_to_t38(&negotiated(3)).unwrap();
+    let mut sender = T38Fax::new(
+        &sender_opts(),
+        &T38Options {
+            version: 3,
+            ..Default::default()
+        },
+        Document::Send(&txp),
+    )
+    .unwrap();
+    let r = run_t38(&mut sender, &mut rx, |_| false, None);
+    assert!(r.clean(), "{r:?}");
+    assert_eq!(r.transport, FaxTransport::T38);
+    assert_pages_equal(&rxp, &pages);
+}
+
+#[test]
+fn hangup_before_any_page_reports_call_dropped_without_pages() {
+    let dir = tempdir();
+    let rxp = dir.0.join("rx.tif");
+    let mut rx = FaxReceive::new(FaxRxConfig::default(), &rxp).unwrap();
+    for _ in 0..10 {
+        rx.step();
+    }
+    rx.handle_hangup();
+    let mut events: Vec<_> = std::iter::from_fn(|| rx.poll_event()).collect();
+    let r = finished(&mut events).unwrap();
+    assert_eq!(r.local_stop, Some(LocalStop::Hangup));
+    assert_eq!(r.pages, 0);
+    assert!(rx.is_done());
+    assert!(rx.step().is_none());
+}
