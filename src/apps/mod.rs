@@ -2,6 +2,7 @@
 //! feeds them audio, digits and time and carries out what they ask.
 
 pub mod deposit;
+pub mod fax_loopback;
 pub mod fax_rx;
 pub mod mwi;
 pub mod pin;

@@ -22,6 +22,8 @@ pub struct FaxMailFacts<'a> {
     pub transport: &'a str,
     /// Whether the fax arrived complete and clean.
     pub clean: bool,
+    /// A further sentence for the owner (e.g. that the server kept no copy).
+    pub note: Option<&'a str>,
 }
 
 /// Builds the notification for a received fax. `pdf` is attached when any page arrived.
@@ -83,6 +85,10 @@ pub fn fax_mail(
             "Someone tried to send a fax to fax number {}, but no page arrived. {}\n\n",
             fax.number, fax.result_text
         ));
+    }
+    if let Some(note) = facts.note {
+        text.push_str(note);
+        text.push_str("\n\n");
     }
     text.push_str(&format!(
         "From:            {}\n\
@@ -161,6 +167,7 @@ mod tests {
             caller_display: "01865 000000",
             transport: "T.38",
             clean,
+            note: None,
         }
     }
 

@@ -408,19 +408,41 @@ fn store_fax(
         caller_display: &job.caller_display,
         transport: result.transport.as_str(),
         clean,
+        note: None,
     };
     let mail_cfg = &shared.cfg.mail;
-    let saved = shared
+    let build_mail = |fax: &NewFax, facts: &FaxMailFacts<'_>| match fax_mail(
+        mail_cfg,
+        fax,
+        facts,
+        pdf_bytes.as_deref(),
+    ) {
+        Ok(m) => Some(to_queued("fax", &m)),
+        Err(e) => {
+            warn!(call_id, error = %e, "fax mail could not be built");
+            None
+        }
+    };
+    let mut saved = shared
         .store
-        .save_fax_with_mail(&fax, pdf_bytes.as_deref(), |_| {
-            match fax_mail(mail_cfg, &fax, &facts, pdf_bytes.as_deref()) {
-                Ok(m) => Some(to_queued("fax", &m)),
-                Err(e) => {
-                    warn!(call_id, error = %e, "fax mail could not be built");
-                    None
-                }
-            }
-        });
+        .save_fax_with_mail(&fax, pdf_bytes.as_deref(), |_| build_mail(&fax, &facts));
+    if let (Err(e), Some(_)) = (&saved, &pdf_bytes) {
+        // The spool would not take the PDF (disk full, permissions): still record the fax and
+        // send the owner the PDF by mail, saying it is not kept on the server.
+        error!(call_id, error = %e, "fax PDF could not be written to the spool");
+        const NOTE: &str =
+            "The fax server could not keep a copy of this fax: the attached PDF is the only one.";
+        let mut fax2 = fax.clone();
+        fax2.result_text.push(' ');
+        fax2.result_text.push_str(NOTE);
+        let facts2 = FaxMailFacts {
+            note: Some(NOTE),
+            ..facts
+        };
+        saved = shared
+            .store
+            .save_fax_with_mail(&fax2, None, |_| build_mail(&fax2, &facts2));
+    }
     match saved {
         Ok(rec) => {
             info!(
@@ -436,7 +458,9 @@ fn store_fax(
             } else {
                 Metrics::inc(&metrics.fax_rx_failed_total);
             }
-            let _ = std::fs::remove_file(tiff_path);
+            if rec.pdf_path.is_some() || pages.is_empty() {
+                let _ = std::fs::remove_file(tiff_path);
+            }
             shared.outbox_wake.notify_one();
         }
         Err(e) => {

@@ -192,3 +192,28 @@ def test_unknown_fax_mailbox_is_404(make_coda, tmp_path):
         call.send_invite()
         assert call.wait_final(10).status == 404
     coda.assert_idle()
+
+
+def test_spool_that_refuses_the_pdf_still_mails_it(make_coda, smtp, tmp_path, artifacts):
+    """Bad input from the machine itself: the fax spool cannot be written (here a file stands
+    where the directory should be, as a full or read-only disk would refuse it). The fax is
+    still recorded, and the owner gets the PDF by mail with a note that it is the only copy."""
+    coda = make_coda(smtp=smtp, start=False, **fax_config(t38=False))
+    artifacts("coda", coda.stderr_path)
+    artifacts("faxpeer", tmp_path / "faxpeer.stderr")
+    spool = coda.data_dir / "spool"
+    spool.mkdir(parents=True, exist_ok=True)
+    (spool / "fax").write_text("not a directory")
+    coda.start()
+    pages = faxdoc.make_pages(["numbered"])
+    res = send_fax(tmp_path, coda.uri(FAX_NUMBER), pages, "--codec", "pcmu", "--t38", "none")
+    assert res["exit"] == 0, res
+    wait_until(lambda: fax_mails(smtp), 30, "fax mail")
+    msg = fax_mails(smtp)[0]
+    body = msg.get_body(("plain",)).get_content()
+    assert "the attached PDF is the only one" in body, body
+    assert_pdf_matches(pdf_of(msg, tmp_path), pages)
+    rows = fax_rows(coda)
+    assert rows[0]["pdf_path"] is None and rows[0]["pages"] == 1
+    assert "could not be written" in coda.stderr_text()
+    coda.assert_idle()

@@ -3,6 +3,7 @@
 //! a whole fax session in milliseconds of CPU.
 
 use super::*;
+use crate::apps::fax_loopback::{run, Line, Loss};
 use crate::fax::engine::{AudioFax, Document, T30Options, T38Fax, T38Options};
 use crate::fax::tiff::{self, charts, Bitmap};
 use crate::sdp::t38::EcMode;
@@ -51,94 +52,27 @@ fn finished(events: &mut [Event]) -> Option<FaxRxResult> {
     })
 }
 
-/// Audio: the sender's blocks go through G.711 both ways.
-fn run_audio(
-    sender: &mut AudioFax,
-    rx: &mut FaxReceive,
-    law: Law,
-    mut stop_sender_after: impl FnMut(&AudioFax) -> bool,
-) -> (FaxRxResult, Vec<Event>) {
-    let mut a = [0i16; BLOCK];
-    let mut wire = [0u8; BLOCK];
-    let mut events = Vec::new();
-    let mut sender_alive = true;
-    for _ in 0..MAX_STEPS {
-        if sender_alive {
-            sender.tx(&mut a);
-        } else {
-            a = [0; BLOCK];
-        }
-        law.encode_slice(&a, &mut wire);
-        law.decode_slice(&wire, &mut a);
-        rx.handle_audio(&a);
-        let mut back = rx.step().unwrap_or([0; BLOCK]);
-        law.encode_slice(&back, &mut wire);
-        law.decode_slice(&wire, &mut back);
-        if sender_alive {
-            sender.rx(&back);
-            while sender.poll_event().is_some() {}
-            if stop_sender_after(sender) {
-                sender_alive = false;
-            }
-        }
-        events.extend(std::iter::from_fn(|| rx.poll_event()));
-        if rx.is_done() {
-            break;
-        }
+fn audio(law: Law) -> Line {
+    Line::Audio {
+        law,
+        loss: Loss::None,
     }
-    let r = finished(&mut events).expect("reception finished");
-    (r, events)
 }
 
-/// T.38: IFPs framed by coda's UDPTL (depth 3 both ways); `lose(i)` drops the i-th datagram
-/// in each direction.
-fn run_t38(
-    sender: &mut T38Fax,
-    rx: &mut FaxReceive,
-    lose: impl Fn(usize) -> bool,
-    garbage_every: Option<usize>,
-) -> FaxRxResult {
-    let mut tx = UdptlSender::new(3, 400);
-    let mut srx = UdptlReceiver::new();
-    let (mut n_fwd, mut n_back) = (0usize, 0usize);
-    let mut events = Vec::new();
-    for step in 0..MAX_STEPS {
-        sender.advance(BLOCK);
-        while let Some((ifp, count)) = sender.poll_ifp() {
-            let d = tx.packet(&ifp);
-            for _ in 0..count.max(1) {
-                n_fwd += 1;
-                if !lose(n_fwd) {
-                    rx.handle_datagram(&d);
-                }
-            }
-        }
-        if let Some(every) = garbage_every {
-            if step % every == 0 {
-                rx.handle_datagram(&[0xff, 0xff, 0x7f, 1, 2, 3]);
-                rx.handle_datagram(&[]);
-                rx.handle_datagram(&vec![0x55; 3000]);
-            }
-        }
-        rx.step();
-        while let Some(d) = rx.poll_datagram() {
-            n_back += 1;
-            if lose(n_back) {
-                continue;
-            }
-            if let Ok(ifps) = srx.receive(&d) {
-                for (seq, ifp) in ifps {
-                    sender.rx_ifp(&ifp, seq);
-                }
-            }
-        }
-        while sender.poll_event().is_some() {}
-        events.extend(std::iter::from_fn(|| rx.poll_event()));
-        if rx.is_done() {
-            break;
-        }
+fn t38(version: u8, loss: Loss, garbage_every: Option<usize>) -> Line {
+    Line::T38 {
+        version,
+        redundancy: 3,
+        loss,
+        garbage_every,
     }
-    finished(&mut events).expect("reception finished")
+}
+
+/// One session on `line`; the sender never stops on its own.
+fn session(txp: &Path, rxp: &Path, cfg: FaxRxConfig, line: &Line) -> FaxRxResult {
+    run(txp, rxp, &sender_opts(), cfg, line, |_, _| false)
+        .unwrap()
+        .receiver
 }
 
 fn tx_file(dir: &TempDir, pages: &[Bitmap]) -> std::path::PathBuf {
@@ -174,22 +108,28 @@ fn t30_audio_three_pages_arrive_pixel_exact() {
     let pages = three_pages();
     let txp = tx_file(&dir, &pages);
     let rxp = dir.0.join("rx.tif");
-    let mut sender = AudioFax::new(&sender_opts(), Document::Send(&txp)).unwrap();
-    let mut rx = FaxReceive::new(
-        FaxRxConfig {
-            ident: "coda".into(),
-            ..Default::default()
-        },
+    let cfg = FaxRxConfig {
+        ident: "coda".into(),
+        ..Default::default()
+    };
+    let rep = run(
+        &txp,
         &rxp,
+        &sender_opts(),
+        cfg,
+        &audio(Law::Alaw),
+        |_, _| false,
     )
     .unwrap();
-    let (r, events) = run_audio(&mut sender, &mut rx, Law::Alaw, |_| false);
+    let r = rep.receiver;
     assert!(r.clean(), "{r:?}");
     assert_eq!(r.pages, 3);
     assert_eq!(r.transport, FaxTransport::Audio);
     assert_eq!(r.outcome.remote_ident, "+44 20 7946 0000");
     assert!(r.outcome.stats.ecm);
-    assert!(matches!(events.last(), Some(Event::Hangup)));
+    let sent = rep.sender.expect("sender finished");
+    assert!(sent.ok(), "{sent:?}");
+    assert_eq!(sent.remote_ident, "coda");
     assert_pages_equal(&rxp, &pages);
 }
 
@@ -199,9 +139,7 @@ fn t30_audio_fine_resolution_page_keeps_its_resolution() {
     let pages = vec![charts::dense_chart(1728, 2286, 204, 196, 5)];
     let txp = tx_file(&dir, &pages);
     let rxp = dir.0.join("rx.tif");
-    let mut sender = AudioFax::new(&sender_opts(), Document::Send(&txp)).unwrap();
-    let mut rx = FaxReceive::new(FaxRxConfig::default(), &rxp).unwrap();
-    let (r, _) = run_audio(&mut sender, &mut rx, Law::Ulaw, |_| false);
+    let r = session(&txp, &rxp, FaxRxConfig::default(), &audio(Law::Ulaw));
     assert!(r.clean(), "{r:?}");
     let got = tiff::read_pages(&std::fs::read(&rxp).unwrap()).unwrap();
     assert_eq!(got.len(), 1);
@@ -216,15 +154,9 @@ fn t38_version_0_and_3_survive_20_percent_spread_loss() {
         let pages = three_pages();
         let txp = tx_file(&dir, &pages);
         let rxp = dir.0.join("rx.tif");
-        let neg = negotiated(version);
-        let opts = T38Options {
-            version,
-            ..Default::default()
-        };
-        let mut sender = T38Fax::new(&sender_opts(), &opts, Document::Send(&txp)).unwrap();
-        let mut rx = FaxReceive::new_t38(FaxRxConfig::default(), &rxp, &neg).unwrap();
         // Every fifth datagram lost, both ways: 20 % spread loss.
-        let r = run_t38(&mut sender, &mut rx, |i| i % 5 == 0, None);
+        let line = t38(version, Loss::Every(5), None);
+        let r = session(&txp, &rxp, FaxRxConfig::default(), &line);
         assert!(r.clean(), "v{version}: {r:?}");
         assert_eq!(r.transport, FaxTransport::T38);
         assert_eq!(r.pages, 3);
@@ -239,10 +171,12 @@ fn t38_garbage_datagrams_are_dropped_and_the_fax_still_arrives() {
     let pages = vec![charts::numbered_page(1, 1728, 1143, 204, 98)];
     let txp = tx_file(&dir, &pages);
     let rxp = dir.0.join("rx.tif");
-    let mut sender =
-        T38Fax::new(&sender_opts(), &T38Options::default(), Document::Send(&txp)).unwrap();
-    let mut rx = FaxReceive::new_t38(FaxRxConfig::default(), &rxp, &negotiated(0)).unwrap();
-    let r = run_t38(&mut sender, &mut rx, |_| false, Some(7));
+    let r = session(
+        &txp,
+        &rxp,
+        FaxRxConfig::default(),
+        &t38(0, Loss::None, Some(7)),
+    );
     assert!(r.clean(), "{r:?}");
     assert_pages_equal(&rxp, &pages);
 }
@@ -253,17 +187,21 @@ fn t30_sender_that_stops_after_one_page_gives_a_partial_result() {
     let pages = three_pages();
     let txp = tx_file(&dir, &pages);
     let rxp = dir.0.join("rx.tif");
-    let mut sender = AudioFax::new(&sender_opts(), Document::Send(&txp)).unwrap();
-    let mut rx = FaxReceive::new(
-        FaxRxConfig {
-            max_duration_secs: 600,
-            ..Default::default()
-        },
-        &rxp,
-    )
-    .unwrap();
+    let cfg = FaxRxConfig {
+        max_duration_secs: 600,
+        ..Default::default()
+    };
     // The sender goes silent (line dropped) once its first page has been confirmed.
-    let (r, _) = run_audio(&mut sender, &mut rx, Law::Alaw, |s| s.stats().pages_tx >= 1);
+    let r = run(
+        &txp,
+        &rxp,
+        &sender_opts(),
+        cfg,
+        &audio(Law::Alaw),
+        |s, _| s.pages_tx >= 1,
+    )
+    .unwrap()
+    .receiver;
     assert!(!r.clean(), "{r:?}");
     assert!(!r.outcome.ok());
     assert_eq!(r.pages, 1, "{r:?}");
@@ -279,16 +217,11 @@ fn page_limit_cuts_the_fax_and_keeps_what_arrived() {
     let pages = three_pages();
     let txp = tx_file(&dir, &pages);
     let rxp = dir.0.join("rx.tif");
-    let mut sender = AudioFax::new(&sender_opts(), Document::Send(&txp)).unwrap();
-    let mut rx = FaxReceive::new(
-        FaxRxConfig {
-            max_pages: 2,
-            ..Default::default()
-        },
-        &rxp,
-    )
-    .unwrap();
-    let (r, _) = run_audio(&mut sender, &mut rx, Law::Alaw, |_| false);
+    let cfg = FaxRxConfig {
+        max_pages: 2,
+        ..Default::default()
+    };
+    let r = session(&txp, &rxp, cfg, &audio(Law::Alaw));
     assert_eq!(r.local_stop, Some(LocalStop::TooManyPages), "{r:?}");
     assert!(r.explanation.contains("2 pages"), "{}", r.explanation);
     assert_eq!(r.pages, 2);
@@ -378,7 +311,7 @@ fn t38_switch_during_the_tones_then_the_fax_arrives() {
         Document::Send(&txp),
     )
     .unwrap();
-    let r = run_t38(&mut sender, &mut rx, |_| false, None);
+    let r = drive_t38(&mut sender, &mut rx);
     assert!(r.clean(), "{r:?}");
     assert_eq!(r.transport, FaxTransport::T38);
     assert_pages_equal(&rxp, &pages);
@@ -399,4 +332,109 @@ fn hangup_before_any_page_reports_call_dropped_without_pages() {
     assert_eq!(r.pages, 0);
     assert!(rx.is_done());
     assert!(rx.step().is_none());
+}
+
+/// A clean T.38 line between an already-built sender and receiver (for the switch test).
+fn drive_t38(sender: &mut T38Fax, rx: &mut FaxReceive) -> FaxRxResult {
+    let mut tx = UdptlSender::new(3, 400);
+    let mut srx = UdptlReceiver::new();
+    let mut events = Vec::new();
+    for _ in 0..MAX_STEPS {
+        sender.advance(BLOCK);
+        while let Some((ifp, _)) = sender.poll_ifp() {
+            rx.handle_datagram(&tx.packet(&ifp));
+        }
+        rx.step();
+        while let Some(d) = rx.poll_datagram() {
+            for (seq, ifp) in srx.receive(&d).unwrap_or_default() {
+                sender.rx_ifp(&ifp, seq);
+            }
+        }
+        while sender.poll_event().is_some() {}
+        events.extend(std::iter::from_fn(|| rx.poll_event()));
+        if rx.is_done() {
+            break;
+        }
+    }
+    finished(&mut events).expect("reception finished")
+}
+
+#[test]
+fn t30_non_ecm_ok_with_bad_rows_is_reported_degraded() {
+    // Bursts longer than the redundancy depth (4 in every 40 datagrams) without ECM: T.30
+    // says OK, but rows were lost (reference/fax.md §0.4). coda must not call that clean.
+    let dir = tempdir();
+    let pages = vec![
+        charts::dense_chart(1728, 1143, 204, 98, 1),
+        charts::numbered_page(2, 1728, 1143, 204, 98),
+    ];
+    let txp = tx_file(&dir, &pages);
+    let rxp = dir.0.join("rx.tif");
+    let opts = T30Options {
+        ecm: false,
+        ..sender_opts()
+    };
+    let cfg = FaxRxConfig {
+        ecm: false,
+        ..Default::default()
+    };
+    let line = t38(3, Loss::Burst { len: 4, period: 40 }, None);
+    let r = run(&txp, &rxp, &opts, cfg, &line, |_, _| false)
+        .unwrap()
+        .receiver;
+    assert!(r.outcome.ok(), "{r:?}");
+    assert!(r.degraded && r.outcome.stats.bad_rows > 0, "{r:?}");
+    assert!(!r.clean());
+    assert!(
+        r.explanation.contains("rows were damaged"),
+        "{}",
+        r.explanation
+    );
+    assert!(r.udptl_lost > 0);
+}
+
+#[test]
+fn t30_audio_fax_does_not_survive_sparse_loss_and_says_why() {
+    // One 20 ms frame in 200 lost is enough to break an audio fax (fax.md §0.4); the owner
+    // gets words, not only a code.
+    let dir = tempdir();
+    let pages = vec![charts::numbered_page(1, 1728, 1143, 204, 98)];
+    let txp = tx_file(&dir, &pages);
+    let rxp = dir.0.join("rx.tif");
+    let line = Line::Audio {
+        law: Law::Alaw,
+        loss: Loss::Every(200),
+    };
+    let r = session(&txp, &rxp, FaxRxConfig::default(), &line);
+    assert!(!r.clean());
+    assert_eq!(r.pages, 0);
+    assert!(
+        r.explanation.ends_with('.') && r.explanation.len() > 20,
+        "{}",
+        r.explanation
+    );
+}
+
+#[test]
+fn t30_sender_asking_for_an_unsupported_resolution_is_refused_clearly() {
+    // 300 x 300 dpi is not among the resolutions coda offers (R8 standard/fine/superfine and
+    // 200 x 100/200/400): the sender cannot send at it and gives up; coda reports no page.
+    let dir = tempdir();
+    let pages = vec![charts::numbered_page(1, 2592, 3300, 300, 300)];
+    let txp = tx_file(&dir, &pages);
+    let rxp = dir.0.join("rx.tif");
+    let rep = run(
+        &txp,
+        &rxp,
+        &sender_opts(),
+        FaxRxConfig::default(),
+        &audio(Law::Alaw),
+        |_, _| false,
+    )
+    .unwrap();
+    let r = rep.receiver;
+    assert!(!r.clean(), "{r:?}");
+    assert_eq!(r.pages, 0);
+    let sent = rep.sender.expect("sender ended");
+    assert!(!sent.ok(), "{sent:?}");
 }
