@@ -18,6 +18,9 @@ use coda::fax::engine::T30Options;
 use coda::fax::tiff::{charts, write_bilevel_uncompressed};
 use codecs::g711::Law;
 
+/// Builds the line for a loss pattern, and says whether ECM is on.
+type LineMaker = Box<dyn Fn(Loss) -> (Line, bool)>;
+
 fn main() {
     let dir = std::env::temp_dir().join(format!("coda-fax-loss-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -75,7 +78,7 @@ fn main() {
             },
         ),
     ];
-    let lines: Vec<(&str, Box<dyn Fn(Loss) -> (Line, bool)>)> = vec![
+    let lines: Vec<(&str, LineMaker)> = vec![
         (
             "audio G.711, ECM",
             Box::new(|loss| {
