@@ -220,6 +220,8 @@ pub struct FaxConfig {
     pub t38: bool,
     /// Ask the far end to switch to T.38 ourselves, shortly after answering.
     pub t38_request: bool,
+    /// How long after answering coda sends that re-INVITE (milliseconds).
+    pub t38_request_delay_ms: u32,
     /// Highest T.38 version we offer and accept (0..=3).
     pub t38_version: u8,
     /// UDPTL redundancy depth we send.
@@ -242,6 +244,7 @@ impl Default for FaxConfig {
             v17: true,
             t38: true,
             t38_request: false,
+            t38_request_delay_ms: 1500,
             t38_version: 3,
             udptl_redundancy: 3,
             max_duration_secs: 1800,

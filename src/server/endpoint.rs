@@ -613,6 +613,7 @@ impl Endpoint {
         };
         if d.reinvite_pending {
             // Glare: our own re-INVITE is in progress (RFC 3261 §14.2).
+            debug!(call_id, "re-INVITE crosses ours: 491");
             return self.reject(&req, 491, from, &transport).await;
         }
         let offer = if req.body.is_empty() {
@@ -792,6 +793,7 @@ impl Endpoint {
             d.reinvite_pending = false;
             d.reinvite_offer = None;
             let wait = Duration::from_millis(rand::random::<u64>() % 2000);
+            debug!(call_id, wait_ms = wait.as_millis() as u64, "491 to our re-INVITE; retrying");
             d.reinvite_retry_at = Some(Instant::now() + wait);
         } else {
             d.reinvite_pending = false;

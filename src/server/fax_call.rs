@@ -77,7 +77,7 @@ pub fn rx_config(shared: &Shared) -> FaxRxConfig {
         ecm: f.ecm,
         v17: f.v17,
         t38_request: f.t38 && f.t38_request,
-        t38_request_after_ms: 1500,
+        t38_request_after_ms: f.t38_request_delay_ms,
         udptl_redundancy: f.udptl_redundancy,
         max_duration_secs: f.max_duration_secs,
         max_pages: f.max_pages,

@@ -217,3 +217,122 @@ def test_spool_that_refuses_the_pdf_still_mails_it(make_coda, smtp, tmp_path, ar
     assert rows[0]["pdf_path"] is None and rows[0]["pages"] == 1
     assert "could not be written" in coda.stderr_text()
     coda.assert_idle()
+
+
+T38_SDP = (
+    "v=0\r\no=tester 1 {ver} IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+    "m=image {port} udptl t38\r\na=T38FaxVersion:0\r\na=T38MaxBitRate:14400\r\n"
+    "a=T38FaxRateManagement:transferredTCF\r\na=T38FaxMaxBuffer:2000\r\na=T38FaxMaxDatagram:400\r\n"
+    "a=T38FaxUdpEC:t38UDPRedundancy\r\n"
+)
+
+
+def _reply(ua, req, status: int, reason: str, body: bytes = b"") -> None:
+    lines = [f"SIP/2.0 {status} {reason}"]
+    lines += [f"Via: {v}" for v in req.get_all("via")]
+    lines += [f"From: {req.get('from')}", f"To: {req.get('to')}", f"Call-ID: {req.get('call-id')}",
+              f"CSeq: {req.get('cseq')}"]
+    if body:
+        lines += [f"Contact: <sip:tester@{ua.local[0]}:{ua.local[1]}>", "Content-Type: application/sdp"]
+    lines.append(f"Content-Length: {len(body)}")
+    ua.sock.sendto(("\r\n".join(lines) + "\r\n\r\n").encode() + body, ua.server)
+
+
+def _next(ua, pred, timeout: float):
+    """Raw receive (no auto-answer) until ``pred(msg)``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ua.sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            data, _ = ua.sock.recvfrom(70000)
+        except socket.timeout:
+            break
+        m = sipkit.parse(data)
+        if m is not None and pred(m):
+            return m
+    return None
+
+
+def test_rfc3261_14_glare_491_both_ways_then_t38_and_a_session_refresh_keeps_it(make_coda, tmp_path, artifacts):
+    """coda re-INVITEs to T.38; the peer crosses it with its own re-INVITE (coda answers 491,
+    §14.2), then answers coda's with 491; coda retries after 0-2 s (§14.1, not the Call-ID
+    owner), gets 200 with T.38, ACKs, and UDPTL flows. A later re-INVITE with the same T.38
+    offer (a session-timer refresh) is answered 200 and the UDPTL stream goes on unbroken."""
+    coda = make_coda(**fax_config(t38_request=True, t38_request_delay_ms=300))
+    artifacts("coda", coda.stderr_path)
+    udptl = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udptl.bind(("127.0.0.1", 0))
+    uport = udptl.getsockname()[1]
+    with sipkit.SipUdp(coda.sip_addr) as ua:
+        call = sipkit.Call(ua, coda.uri(FAX_NUMBER), sipkit.make_sdp("127.0.0.1", uport))
+        assert call.wait_final(10).status == 200
+        is_reinvite = lambda m: (not m.is_response) and m.method == "INVITE"  # noqa: E731
+        first = _next(ua, is_reinvite, 5)
+        assert first is not None and b"m=image" in first.body and b"udptl t38" in first.body, first
+        # Cross it with our own re-INVITE: coda must refuse it with 491.
+        cseq = 2
+        branch = sipkit.new_branch()
+        ours = ua.build("INVITE", call.remote_target, call.call_id, call.from_tag, cseq, branch, call.to_tag,
+                        body=T38_SDP.format(ver=2, port=uport).encode())
+        ua.send_raw(ours)
+        r491 = _next(ua, lambda m: m.is_response and m.cseq_method == "INVITE" and m.status >= 200, 5)
+        assert r491 is not None and r491.status == 491, r491
+        ua.send_raw(ua.build("ACK", call.remote_target, call.call_id, call.from_tag, cseq, branch, call.to_tag))
+        # Now refuse coda's with 491 too; its INVITE client transaction ACKs that.
+        _reply(ua, first, 491, "Request Pending")
+        t491 = time.monotonic()
+        ack = _next(ua, lambda m: (not m.is_response) and m.method == "ACK", 3)
+        assert ack is not None
+        retry = _next(ua, is_reinvite, 4)
+        waited = time.monotonic() - t491
+        assert retry is not None, "coda did not retry its re-INVITE"
+        assert waited <= 2.6, waited
+        assert retry.get("cseq") != first.get("cseq")
+        _reply(ua, retry, 200, "OK", T38_SDP.format(ver=3, port=uport).encode())
+        ack2 = _next(ua, lambda m: (not m.is_response) and m.method == "ACK", 3)
+        assert ack2 is not None, "no ACK for our 200"
+        # UDPTL from coda's T.38 terminal (answering side: CED/indicators). The port also
+        # holds coda's RTP from before the switch: skip those (V=2, 160-byte G.711 payload).
+        udptl.settimeout(5)
+
+        def recv_udptl():
+            while True:
+                d, _ = udptl.recvfrom(2000)
+                if not (len(d) == 172 and d[0] == 0x80):
+                    return d
+
+        before = [int.from_bytes(recv_udptl()[:2], "big")]
+        end = time.monotonic() + 1.5
+        while time.monotonic() < end:
+            udptl.settimeout(max(0.01, end - time.monotonic()))
+            try:
+                before.append(int.from_bytes(recv_udptl()[:2], "big"))
+            except socket.timeout:
+                break
+        udptl.settimeout(5)
+        seq1 = max(before)
+        assert seq1 > 0, before
+        # Session refresh with the same T.38 offer: 200 with T.38, stream continues.
+        cseq = 3
+        branch = sipkit.new_branch()
+        ua.send_raw(ua.build("INVITE", call.remote_target, call.call_id, call.from_tag, cseq, branch, call.to_tag,
+                             body=T38_SDP.format(ver=4, port=uport).encode()))
+        ok = _next(ua, lambda m: m.is_response and m.cseq_method == "INVITE" and m.status >= 200, 5)
+        assert ok is not None and ok.status == 200 and b"udptl t38" in ok.body, ok
+        ua.send_raw(ua.build("ACK", call.remote_target, call.call_id, call.from_tag, cseq, sipkit.new_branch(),
+                             call.to_tag))
+        seqs = []
+        end = time.monotonic() + 3
+        while time.monotonic() < end and len(seqs) < 5:
+            try:
+                seqs.append(int.from_bytes(recv_udptl()[:2], "big"))
+            except socket.timeout:
+                break
+        # The same terminal goes on: no restart at sequence 0.
+        assert seqs and all(s >= seq1 for s in seqs) and seqs == sorted(seqs), (before, seqs)
+        call.cseq = cseq
+        assert call.bye().status == 200
+    udptl.close()
+    log = coda.stderr_text()
+    assert "re-INVITE crosses ours: 491" in log and "491 to our re-INVITE; retrying" in log
+    coda.assert_idle()

@@ -438,3 +438,37 @@ fn t30_sender_asking_for_an_unsupported_resolution_is_refused_clearly() {
     let sent = rep.sender.expect("sender ended");
     assert!(!sent.ok(), "{sent:?}");
 }
+
+#[test]
+fn t38_ten_page_document_of_mixed_pages_arrives_pixel_exact() {
+    let dir = tempdir();
+    let pages: Vec<Bitmap> = (1..=10u32)
+        .map(|n| match n % 3 {
+            0 => charts::dense_chart(1728, 1143, 204, 98, u64::from(n)),
+            1 => charts::numbered_page(n, 1728, 1143, 204, 98),
+            _ => charts::nearly_blank(1728, 1143, 204, 98, u64::from(n)),
+        })
+        .collect();
+    let txp = tx_file(&dir, &pages);
+    let rxp = dir.0.join("rx.tif");
+    let r = session(
+        &txp,
+        &rxp,
+        FaxRxConfig::default(),
+        &t38(3, Loss::Every(10), None),
+    );
+    assert!(r.clean(), "{r:?}");
+    assert_eq!(r.pages, 10);
+    assert_pages_equal(&rxp, &pages);
+    // The whole document as one PDF: ten pages, each rendered back equal to what was sent.
+    let got = tiff::read_pages(&std::fs::read(&rxp).unwrap()).unwrap();
+    let pdf = crate::fax::pdf::pages_to_pdf(&got, &Default::default()).unwrap();
+    let sizes: Vec<_> = got
+        .iter()
+        .map(|p| (p.width, p.height, p.x_dpi, p.y_dpi))
+        .collect();
+    let rendered = crate::fax::testutil::render(&pdf, &sizes);
+    for (i, (g, w)) in rendered.iter().zip(&pages).enumerate() {
+        assert_eq!(g.mismatches(w), Some(0), "page {}", i + 1);
+    }
+}
