@@ -230,6 +230,8 @@ pub struct FaxConfig {
     pub max_duration_secs: u32,
     /// Most pages accepted in one fax.
     pub max_pages: u32,
+    /// Largest received document (the TIFF spandsp writes), in MiB.
+    pub max_document_mb: u32,
     /// Days a received fax (PDF and record) is kept; 0 keeps it forever.
     pub retention_days: u32,
 }
@@ -249,6 +251,7 @@ impl Default for FaxConfig {
             udptl_redundancy: 3,
             max_duration_secs: 1800,
             max_pages: 100,
+            max_document_mb: 50,
             retention_days: 90,
         }
     }
@@ -468,8 +471,10 @@ impl Config {
         {
             return Err("fax.ident: at most 20 printable ASCII characters".into());
         }
-        if f.max_duration_secs == 0 || f.max_pages == 0 {
-            return Err("fax.max_duration_secs and fax.max_pages must be above zero".into());
+        if f.max_duration_secs == 0 || f.max_pages == 0 || f.max_document_mb == 0 {
+            return Err(
+                "fax.max_duration_secs, max_pages and max_document_mb must be above zero".into(),
+            );
         }
         for (number, target) in &f.numbers {
             if number.is_empty()

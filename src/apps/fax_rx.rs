@@ -13,8 +13,8 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
 use crate::fax::engine::{
-    explain, AudioFax, Document, EngineError, FaxEvent, FaxOutcome, T30Options, T38Fax, T38Options,
-    BLOCK,
+    explain, AudioFax, CngDetector, Document, EngineError, FaxEvent, FaxOutcome, T30Options,
+    T38Fax, T38Options, BLOCK,
 };
 use crate::fax::udptl::{UdptlReceiver, UdptlSender};
 use crate::sdp::t38::NegotiatedT38;
@@ -31,7 +31,8 @@ pub struct FaxRxConfig {
     pub ecm: bool,
     /// Offer V.17.
     pub v17: bool,
-    /// Ask the far end to switch to T.38 ourselves (after `t38_request_after_ms` of audio).
+    /// Ask the far end to switch to T.38 ourselves: as soon as the caller's fax tone (CNG)
+    /// is heard, or after `t38_request_after_ms` of audio, whichever comes first.
     pub t38_request: bool,
     /// How long to listen to audio before asking for T.38.
     pub t38_request_after_ms: u32,
@@ -86,6 +87,8 @@ pub enum LocalStop {
     TooLong,
     /// `max_pages` reached.
     TooManyPages,
+    /// The received document grew past the size limit (the shell measures the file).
+    TooLarge,
 }
 
 /// The result of a reception, for the record and the owner's mail.
@@ -150,6 +153,8 @@ pub struct FaxReceive {
     /// Extra copies of key datagrams, sent on later steps (`(due_step, bytes)`).
     repeats: VecDeque<(u64, Vec<u8>)>,
     t38_requested: bool,
+    /// Listens for the caller's CNG while a T.38 request is still to come.
+    cng: Option<CngDetector>,
     pages: u32,
     local_stop: Option<LocalStop>,
     finished: bool,
@@ -159,6 +164,11 @@ impl FaxReceive {
     /// Start receiving in audio mode into the TIFF at `rx_path`.
     pub fn new(cfg: FaxRxConfig, rx_path: &Path) -> Result<Self, EngineError> {
         let fax = AudioFax::new(&t30_options(&cfg), Document::Receive(rx_path))?;
+        let cng = if cfg.t38_request {
+            Some(CngDetector::new()?)
+        } else {
+            None
+        };
         Ok(Self {
             cfg,
             rx_path: rx_path.to_path_buf(),
@@ -168,6 +178,7 @@ impl FaxReceive {
             datagrams: VecDeque::new(),
             repeats: VecDeque::new(),
             t38_requested: false,
+            cng,
             pages: 0,
             local_stop: None,
             finished: false,
@@ -204,8 +215,21 @@ impl FaxReceive {
     pub fn handle_audio(&mut self, pcm: &[i16]) {
         if let Engine::Audio(f) = &mut self.engine {
             f.rx(pcm);
+            if let Some(det) = self.cng.as_mut().filter(|_| !self.t38_requested) {
+                if det.process(pcm) {
+                    self.t38_requested = true;
+                    self.events.push_back(Event::RequestT38);
+                }
+            }
         }
         self.collect();
+    }
+
+    /// The shell found the received document larger than allowed: stop, keep what arrived.
+    pub fn handle_too_large(&mut self) {
+        if !self.finished {
+            self.stop(LocalStop::TooLarge);
+        }
     }
 
     /// Audio the jitter buffer knows was lost.
@@ -409,6 +433,11 @@ impl FaxReceive {
                 "The fax took longer than the {} minutes allowed and was cut off.",
                 self.cfg.max_duration_secs / 60
             ),
+            (Some(LocalStop::TooLarge), _) => {
+                "The fax was larger than the size allowed and was cut off; the pages \
+                 received before that are attached."
+                    .to_string()
+            }
             (Some(LocalStop::TooManyPages), _) => format!(
                 "The fax was longer than the {} pages allowed; the rest was not received.",
                 self.cfg.max_pages

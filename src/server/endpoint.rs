@@ -793,7 +793,11 @@ impl Endpoint {
             d.reinvite_pending = false;
             d.reinvite_offer = None;
             let wait = Duration::from_millis(rand::random::<u64>() % 2000);
-            debug!(call_id, wait_ms = wait.as_millis() as u64, "491 to our re-INVITE; retrying");
+            debug!(
+                call_id,
+                wait_ms = wait.as_millis() as u64,
+                "491 to our re-INVITE; retrying"
+            );
             d.reinvite_retry_at = Some(Instant::now() + wait);
         } else {
             d.reinvite_pending = false;

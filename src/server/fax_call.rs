@@ -162,6 +162,8 @@ pub async fn run(
     let mut hung_up = false;
     let mut bye_sent = false;
     let mut finalize: Option<tokio::task::JoinHandle<()>> = None;
+    let max_bytes = u64::from(shared.cfg.fax.max_document_mb) * 1024 * 1024;
+    let mut steps: u64 = 0;
 
     loop {
         while let Some(ev) = fax.poll_event() {
@@ -286,6 +288,19 @@ pub async fn run(
             fax.handle_hangup();
         }
         while pacer.is_due(now) && !fax.is_done() {
+            steps += 1;
+            if steps.is_multiple_of(50) {
+                // Once a second: the document spandsp is writing must stay under the limit.
+                let size = std::fs::metadata(&tiff_path).map(|m| m.len()).unwrap_or(0);
+                if size > max_bytes {
+                    warn!(
+                        call_id,
+                        size, "received fax document too large; cutting it off"
+                    );
+                    fax.handle_too_large();
+                    break;
+                }
+            }
             if let Some(frame) = fax.step() {
                 if let Some(to) = rtp_remote.filter(|_| !hung_up) {
                     law.encode_slice(&frame, &mut enc);

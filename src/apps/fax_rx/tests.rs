@@ -472,3 +472,99 @@ fn t38_ten_page_document_of_mixed_pages_arrives_pixel_exact() {
         assert_eq!(g.mismatches(w), Some(0), "page {}", i + 1);
     }
 }
+
+#[test]
+fn size_limit_stop_keeps_what_arrived_and_says_why() {
+    let dir = tempdir();
+    let pages = three_pages();
+    let txp = tx_file(&dir, &pages);
+    let rxp = dir.0.join("rx.tif");
+    let mut sender = AudioFax::new(&sender_opts(), Document::Send(&txp)).unwrap();
+    let mut rx = FaxReceive::new(FaxRxConfig::default(), &rxp).unwrap();
+    let mut a = [0i16; BLOCK];
+    let mut events = Vec::new();
+    // Run until the first page is in, then the shell reports the file too large.
+    for _ in 0..MAX_STEPS {
+        sender.tx(&mut a);
+        rx.handle_audio(&a);
+        let back = rx.step().unwrap_or([0; BLOCK]);
+        sender.rx(&back);
+        while sender.poll_event().is_some() {}
+        events.extend(std::iter::from_fn(|| rx.poll_event()));
+        if sender.stats().pages_tx >= 1 {
+            rx.handle_too_large();
+        }
+        if rx.is_done() {
+            break;
+        }
+    }
+    events.extend(std::iter::from_fn(|| rx.poll_event()));
+    let r = finished(&mut events).unwrap();
+    assert_eq!(r.local_stop, Some(LocalStop::TooLarge));
+    assert!(r.explanation.contains("larger than the size allowed"));
+    assert_eq!(r.pages, 1);
+    assert!(!r.clean());
+}
+
+#[test]
+fn sender_gone_mid_page_without_ecm_keeps_the_earlier_pages() {
+    // The line drops two seconds into page 2 (non-ECM, so rows stream as they come).
+    let dir = tempdir();
+    let pages = three_pages();
+    let txp = tx_file(&dir, &pages);
+    let rxp = dir.0.join("rx.tif");
+    let opts = T30Options {
+        ecm: false,
+        ..sender_opts()
+    };
+    let cfg = FaxRxConfig {
+        ecm: false,
+        max_duration_secs: 600,
+        ..Default::default()
+    };
+    let mut page1_at = None;
+    let r = run(&txp, &rxp, &opts, cfg, &audio(Law::Alaw), |s, step| {
+        if s.pages_tx >= 1 && page1_at.is_none() {
+            page1_at = Some(step);
+        }
+        page1_at.is_some_and(|p| step > p + 5 * 50)
+    })
+    .unwrap()
+    .receiver;
+    assert!(!r.clean(), "{r:?}");
+    assert!(r.pages >= 1, "{r:?}");
+    let got = tiff::read_pages(&std::fs::read(&rxp).unwrap()).unwrap();
+    assert!(!got.is_empty());
+    let first = crate::fax::testutil::decode_page(&got[0]).unwrap();
+    assert_eq!(first.mismatches(&pages[0]), Some(0), "page 1 intact");
+}
+
+#[test]
+fn t38_request_comes_early_when_the_caller_sends_cng() {
+    let dir = tempdir();
+    let txp = tx_file(&dir, &[charts::numbered_page(1, 1728, 1143, 204, 98)]);
+    let rxp = dir.0.join("rx.tif");
+    let mut sender = AudioFax::new(&sender_opts(), Document::Send(&txp)).unwrap();
+    let mut rx = FaxReceive::new(
+        FaxRxConfig {
+            t38_request: true,
+            t38_request_after_ms: 10_000,
+            ..Default::default()
+        },
+        &rxp,
+    )
+    .unwrap();
+    let mut a = [0i16; BLOCK];
+    let mut at = None;
+    for i in 1..=500 {
+        sender.tx(&mut a);
+        rx.handle_audio(&a);
+        sender.rx(&rx.step().unwrap());
+        if std::iter::from_fn(|| rx.poll_event()).any(|e| matches!(e, Event::RequestT38)) {
+            at = Some(i);
+            break;
+        }
+    }
+    let at = at.expect("no T.38 request");
+    assert!(at < 100, "requested after {} ms, not on CNG", at * 20);
+}
