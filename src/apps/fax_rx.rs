@@ -1,4 +1,5 @@
-//! Fax reception as a sans-IO machine: spandsp's engine (audio or T.38), the switch between
+//! A fax session as a sans-IO machine — reception (fax to email), and the same machine in the
+//! sending role (email to fax; `FaxReceive::new_send`): spandsp's engine (audio or T.38), the switch between
 //! them, UDPTL framing, and the policy around it (when to ask for T.38, how long a fax may
 //! take, what counts as a degraded page). Time is the number of 20 ms steps the shell has
 //! taken; nothing here reads a clock or touches a socket. The one file spandsp writes is the
@@ -13,8 +14,8 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
 use crate::fax::engine::{
-    explain, AudioFax, CngDetector, Document, EngineError, FaxEvent, FaxOutcome, T30Options,
-    T38Fax, T38Options, BLOCK,
+    explain, explain_sent, AudioFax, CngDetector, Document, EngineError, FaxEvent, FaxOutcome,
+    T30Options, T38Fax, T38Options, BLOCK,
 };
 use crate::fax::udptl::{UdptlReceiver, UdptlSender};
 use crate::sdp::t38::NegotiatedT38;
@@ -42,6 +43,8 @@ pub struct FaxRxConfig {
     pub max_duration_secs: u32,
     /// The most pages we accept; the call ends after that many.
     pub max_pages: u32,
+    /// Header line printed at the top of pages we send (at most 50 characters).
+    pub page_header: Option<String>,
 }
 
 impl Default for FaxRxConfig {
@@ -55,6 +58,7 @@ impl Default for FaxRxConfig {
             udptl_redundancy: 3,
             max_duration_secs: 30 * 60,
             max_pages: 100,
+            page_header: None,
         }
     }
 }
@@ -158,20 +162,38 @@ pub struct FaxReceive {
     pages: u32,
     local_stop: Option<LocalStop>,
     finished: bool,
+    /// Sending role: we placed the call and send the TIFF at `rx_path`.
+    sending: bool,
 }
 
 impl FaxReceive {
     /// Start receiving in audio mode into the TIFF at `rx_path`.
     pub fn new(cfg: FaxRxConfig, rx_path: &Path) -> Result<Self, EngineError> {
-        let fax = AudioFax::new(&t30_options(&cfg), Document::Receive(rx_path))?;
-        let cng = if cfg.t38_request {
+        Self::with_role(cfg, rx_path, false)
+    }
+
+    /// Start sending the TIFF at `tx_path` (we are the calling party), in audio mode.
+    /// The result's `pages` are the pages sent.
+    pub fn new_send(cfg: FaxRxConfig, tx_path: &Path) -> Result<Self, EngineError> {
+        Self::with_role(cfg, tx_path, true)
+    }
+
+    fn with_role(cfg: FaxRxConfig, path: &Path, sending: bool) -> Result<Self, EngineError> {
+        let doc = if sending {
+            Document::Send(path)
+        } else {
+            Document::Receive(path)
+        };
+        let fax = AudioFax::new(&t30_options(&cfg, sending), doc)?;
+        // The receiving side listens for the caller's CNG to ask for T.38 early.
+        let cng = if cfg.t38_request && !sending {
             Some(CngDetector::new()?)
         } else {
             None
         };
         Ok(Self {
             cfg,
-            rx_path: rx_path.to_path_buf(),
+            rx_path: path.to_path_buf(),
             engine: Engine::Audio(Box::new(fax)),
             steps: 0,
             events: VecDeque::new(),
@@ -182,6 +204,7 @@ impl FaxReceive {
             pages: 0,
             local_stop: None,
             finished: false,
+            sending,
         })
     }
 
@@ -313,11 +336,12 @@ impl FaxReceive {
         };
         // Drop the audio engine first: both would write the same file.
         self.engine = Engine::Gone;
-        let fax = T38Fax::new(
-            &t30_options(&self.cfg),
-            &opts,
-            Document::Receive(&self.rx_path),
-        )?;
+        let doc = if self.sending {
+            Document::Send(&self.rx_path)
+        } else {
+            Document::Receive(&self.rx_path)
+        };
+        let fax = T38Fax::new(&t30_options(&self.cfg, self.sending), &opts, doc)?;
         let depth = if t38.sends_redundancy() {
             self.cfg.udptl_redundancy
         } else {
@@ -379,7 +403,9 @@ impl FaxReceive {
             Engine::Audio(f) => {
                 while let Some(e) = f.poll_event() {
                     match e {
-                        FaxEvent::PageDone(s) => self.pages = self.pages.max(s.pages_rx),
+                        FaxEvent::PageDone(s) => {
+                            self.pages = self.pages.max(page_count(&s, self.sending))
+                        }
                         FaxEvent::Finished(o) => finished = Some(o),
                         FaxEvent::Negotiating => {}
                     }
@@ -397,7 +423,9 @@ impl FaxReceive {
                 }
                 while let Some(e) = fax.poll_event() {
                     match e {
-                        FaxEvent::PageDone(s) => self.pages = self.pages.max(s.pages_rx),
+                        FaxEvent::PageDone(s) => {
+                            self.pages = self.pages.max(page_count(&s, self.sending))
+                        }
                         FaxEvent::Finished(o) => finished = Some(o),
                         FaxEvent::Negotiating => {}
                     }
@@ -419,7 +447,7 @@ impl FaxReceive {
             return;
         }
         self.finished = true;
-        let pages = self.pages.max(outcome.stats.pages_rx);
+        let pages = self.pages.max(page_count(&outcome.stats, self.sending));
         let degraded = outcome.ok() && !outcome.stats.ecm && outcome.stats.bad_rows > 0;
         let (transport, lost, recovered) = match &self.engine {
             Engine::T38 { rx, .. } => {
@@ -447,6 +475,7 @@ impl FaxReceive {
                  was in use); parts of the pages may be unreadable.",
                 outcome.stats.bad_rows
             ),
+            _ if self.sending => explain_sent(outcome.code).to_string(),
             _ => explain(outcome.code).to_string(),
         };
         self.events.push_back(Event::Finished(Box::new(FaxRxResult {
@@ -464,13 +493,21 @@ impl FaxReceive {
     }
 }
 
-fn t30_options(cfg: &FaxRxConfig) -> T30Options {
+fn t30_options(cfg: &FaxRxConfig, sending: bool) -> T30Options {
     T30Options {
         ident: cfg.ident.clone(),
-        header_info: None,
+        header_info: cfg.page_header.clone().filter(|_| sending),
         ecm: cfg.ecm,
         v17: cfg.v17,
-        calling_party: false,
+        calling_party: sending,
+    }
+}
+
+fn page_count(s: &crate::fax::engine::FaxStats, sending: bool) -> u32 {
+    if sending {
+        s.pages_tx
+    } else {
+        s.pages_rx
     }
 }
 

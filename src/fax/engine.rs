@@ -788,5 +788,38 @@ pub fn explain(code: i32) -> &'static str {
     }
 }
 
+/// The sender's side of [`explain`]: a T.30 completion code in words for the person whose
+/// fax coda sent.
+pub fn explain_sent(code: i32) -> &'static str {
+    use sys::t30_err_e as E;
+    let is = |e: E| code == e as i32;
+    if is(E::T30_ERR_OK) {
+        "The fax was sent completely."
+    } else if is(E::T30_ERR_CEDTONE)
+        || is(E::T30_ERR_T0_EXPIRED)
+        || is(E::T30_ERR_T1_EXPIRED)
+        || is(E::T30_ERR_TX_NODIS)
+    {
+        "No fax machine answered at that number."
+    } else if is(E::T30_ERR_CANNOT_TRAIN) || is(E::T30_ERR_HDLC_CARRIER) {
+        "The two fax machines could not agree on a working speed (a poor line)."
+    } else if is(E::T30_ERR_INCOMPATIBLE)
+        || is(E::T30_ERR_RX_INCAPABLE)
+        || is(E::T30_ERR_TX_INCAPABLE)
+        || is(E::T30_ERR_NORESSUPPORT)
+        || is(E::T30_ERR_NOSIZESUPPORT)
+    {
+        "The receiving fax machine cannot accept this page format or resolution."
+    } else if is(E::T30_ERR_CALLDROPPED) {
+        "The call was hung up before the fax was finished."
+    } else if (E::T30_ERR_FILEERROR as i32..=E::T30_ERR_NOMEM as i32).contains(&code) {
+        "The document could not be read for sending (a problem on our side)."
+    } else if (E::T30_ERR_TX_BADDCS as i32..=E::T30_ERR_TX_T5EXP as i32).contains(&code) {
+        "The receiving fax machine stopped responding or refused a page."
+    } else {
+        "The fax transfer failed."
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -81,6 +81,7 @@ pub fn rx_config(shared: &Shared) -> FaxRxConfig {
         udptl_redundancy: f.udptl_redundancy,
         max_duration_secs: f.max_duration_secs,
         max_pages: f.max_pages,
+        page_header: None,
     }
 }
 

@@ -568,3 +568,142 @@ fn t38_request_comes_early_when_the_caller_sends_cng() {
     let at = at.expect("no T.38 request");
     assert!(at < 100, "requested after {} ms, not on CNG", at * 20);
 }
+
+/// Two fax sessions face to face over T.38 (coda's UDPTL both ways, `loss` each way).
+fn face_to_face_t38(
+    a: &mut FaxReceive,
+    b: &mut FaxReceive,
+    loss: Loss,
+) -> (FaxRxResult, FaxRxResult) {
+    let (mut ea, mut eb) = (Vec::new(), Vec::new());
+    let (mut na, mut nb) = (0usize, 0usize);
+    let lost = |n: usize| matches!(loss, Loss::Every(k) if n % k == 0);
+    for _ in 0..MAX_STEPS {
+        a.step();
+        b.step();
+        while let Some(d) = a.poll_datagram() {
+            na += 1;
+            if !lost(na) {
+                b.handle_datagram(&d);
+            }
+        }
+        while let Some(d) = b.poll_datagram() {
+            nb += 1;
+            if !lost(nb) {
+                a.handle_datagram(&d);
+            }
+        }
+        ea.extend(std::iter::from_fn(|| a.poll_event()));
+        eb.extend(std::iter::from_fn(|| b.poll_event()));
+        if a.is_done() && b.is_done() {
+            break;
+        }
+    }
+    (
+        finished(&mut ea).expect("a finished"),
+        finished(&mut eb).expect("b finished"),
+    )
+}
+
+#[test]
+fn sending_role_audio_to_a_spandsp_receiver_with_page_header() {
+    let dir = tempdir();
+    let pages = vec![
+        charts::nearly_blank(1728, 2292, 204, 196, 4),
+        charts::numbered_page(2, 1728, 2292, 204, 196),
+    ];
+    let txp = tx_file(&dir, &pages);
+    let rxp = dir.0.join("rx.tif");
+    let mut coda = FaxReceive::new_send(
+        FaxRxConfig {
+            ident: "+44 1865 270000".into(),
+            page_header: Some("University of Example".into()),
+            ..Default::default()
+        },
+        &txp,
+    )
+    .unwrap();
+    let mut far = AudioFax::new(
+        &T30Options {
+            ident: "far".into(),
+            ..Default::default()
+        },
+        Document::Receive(&rxp),
+    )
+    .unwrap();
+    let mut events = Vec::new();
+    let mut back = [0i16; BLOCK];
+    for _ in 0..MAX_STEPS {
+        let out = coda.step().unwrap_or([0; BLOCK]);
+        far.rx(&out);
+        far.tx(&mut back);
+        coda.handle_audio(&back);
+        while far.poll_event().is_some() {}
+        events.extend(std::iter::from_fn(|| coda.poll_event()));
+        if coda.is_done() {
+            break;
+        }
+    }
+    let r = finished(&mut events).unwrap();
+    assert!(r.clean(), "{r:?}");
+    assert_eq!(r.pages, 2);
+    assert_eq!(r.explanation, "The fax was sent completely.");
+    assert_eq!(r.outcome.remote_ident, "far");
+    // What the far end got: a header line added above each page, then our page unchanged.
+    let got = tiff::read_pages(&std::fs::read(&rxp).unwrap()).unwrap();
+    assert_eq!(got.len(), 2);
+    for (g, want) in got.iter().zip(&pages) {
+        let bm = crate::fax::testutil::decode_page(g).unwrap();
+        assert_eq!(bm.width, want.width);
+        assert!(bm.height > want.height, "no header rows");
+        let header_rows = bm.height - want.height;
+        assert!(header_rows <= 64, "{header_rows} header rows");
+        let mut below = 0;
+        let mut header_black = 0;
+        for y in 0..bm.height {
+            for x in 0..bm.width {
+                if y < header_rows {
+                    header_black += u32::from(bm.get(x, y));
+                } else if bm.get(x, y) != want.get(x, y - header_rows) {
+                    below += 1;
+                }
+            }
+        }
+        assert_eq!(below, 0, "below the header the page is what we sent");
+        assert!(header_black > 100, "a header line was printed");
+    }
+}
+
+#[test]
+fn sending_role_coda_to_coda_over_t38_with_loss() {
+    let dir = tempdir();
+    let pages = vec![charts::dense_chart(1728, 1146, 204, 98, 9)];
+    let txp = tx_file(&dir, &pages);
+    let rxp = dir.0.join("rx.tif");
+    let neg = negotiated(3);
+    let mut sender = FaxReceive::new_send(FaxRxConfig::default(), &txp).unwrap();
+    sender.switch_to_t38(&neg).unwrap();
+    let mut receiver = FaxReceive::new_t38(FaxRxConfig::default(), &rxp, &neg).unwrap();
+    let (s, r) = face_to_face_t38(&mut sender, &mut receiver, Loss::Every(5));
+    assert!(s.clean() && r.clean(), "{s:?} {r:?}");
+    assert_eq!((s.pages, r.pages), (1, 1));
+    assert_eq!(s.transport, FaxTransport::T38);
+    assert_pages_equal(&rxp, &pages);
+}
+
+#[test]
+fn sending_role_to_nobody_says_no_fax_machine_answered() {
+    let dir = tempdir();
+    let txp = tx_file(&dir, &[charts::numbered_page(1, 1728, 1146, 204, 98)]);
+    let mut coda = FaxReceive::new_send(FaxRxConfig::default(), &txp).unwrap();
+    let mut events = Vec::new();
+    while !coda.is_done() {
+        coda.handle_audio(&[0; BLOCK]);
+        coda.step();
+        events.extend(std::iter::from_fn(|| coda.poll_event()));
+    }
+    let r = finished(&mut events).unwrap();
+    assert!(!r.clean());
+    assert_eq!(r.pages, 0);
+    assert_eq!(r.explanation, "No fax machine answered at that number.");
+}
