@@ -577,7 +577,7 @@ fn face_to_face_t38(
 ) -> (FaxRxResult, FaxRxResult) {
     let (mut ea, mut eb) = (Vec::new(), Vec::new());
     let (mut na, mut nb) = (0usize, 0usize);
-    let lost = |n: usize| matches!(loss, Loss::Every(k) if n % k == 0);
+    let lost = |n: usize| matches!(loss, Loss::Every(k) if n.is_multiple_of(k));
     for _ in 0..MAX_STEPS {
         a.step();
         b.step();
