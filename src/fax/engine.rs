@@ -743,81 +743,95 @@ impl Drop for CngDetector {
     }
 }
 
-/// A short English explanation of a T.30 completion code for the fax's owner, in words
-/// rather than a code alone.
+/// What went wrong, in the terms an owner or sender cares about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cause {
+    Ok,
+    NoFaxMachine,
+    PoorLine,
+    Unsupported,
+    HungUp,
+    DataStopped,
+    OurStorage,
+    FarEndStopped,
+    Other,
+}
+
+impl Cause {
+    /// The group of a T.30 completion code (`T30_ERR_*`).
+    pub fn of(code: i32) -> Self {
+        use sys::t30_err_e as E;
+        let is = |e: E| code == e as i32;
+        let within = |a: E, b: E| (a as i32..=b as i32).contains(&code);
+        if is(E::T30_ERR_OK) {
+            Cause::Ok
+        } else if is(E::T30_ERR_CEDTONE)
+            || is(E::T30_ERR_T0_EXPIRED)
+            || is(E::T30_ERR_T1_EXPIRED)
+            || is(E::T30_ERR_RX_NOFAX)
+            || is(E::T30_ERR_TX_NODIS)
+        {
+            Cause::NoFaxMachine
+        } else if is(E::T30_ERR_CANNOT_TRAIN) || is(E::T30_ERR_HDLC_CARRIER) {
+            Cause::PoorLine
+        } else if within(E::T30_ERR_INCOMPATIBLE, E::T30_ERR_NOSIZESUPPORT) {
+            Cause::Unsupported
+        } else if is(E::T30_ERR_CALLDROPPED) {
+            Cause::HungUp
+        } else if is(E::T30_ERR_RX_NOCARRIER) || is(E::T30_ERR_RX_NOEOL) {
+            Cause::DataStopped
+        } else if within(E::T30_ERR_FILEERROR, E::T30_ERR_NOMEM) {
+            Cause::OurStorage
+        } else if within(E::T30_ERR_TX_BADDCS, E::T30_ERR_TX_T5EXP)
+            || within(E::T30_ERR_RX_ECMPHD, E::T30_ERR_RX_DCNNORTN)
+        {
+            Cause::FarEndStopped
+        } else {
+            Cause::Other
+        }
+    }
+}
+
+/// A short English explanation of a T.30 completion code for the owner of a received fax, in
+/// words rather than a code alone.
 pub fn explain(code: i32) -> &'static str {
-    use sys::t30_err_e as E;
-    let is = |e: E| code == e as i32;
-    if is(E::T30_ERR_OK) {
-        "The fax was received completely."
-    } else if is(E::T30_ERR_CEDTONE)
-        || is(E::T30_ERR_T0_EXPIRED)
-        || is(E::T30_ERR_T1_EXPIRED)
-        || is(E::T30_ERR_RX_NOFAX)
-    {
-        "No fax machine answered the handshake: the caller was probably not a fax machine."
-    } else if is(E::T30_ERR_CANNOT_TRAIN) || is(E::T30_ERR_HDLC_CARRIER) {
-        "The two fax machines could not agree on a working speed (a poor line)."
-    } else if is(E::T30_ERR_INCOMPATIBLE)
-        || is(E::T30_ERR_RX_INCAPABLE)
-        || is(E::T30_ERR_TX_INCAPABLE)
-        || is(E::T30_ERR_NORESSUPPORT)
-        || is(E::T30_ERR_NOSIZESUPPORT)
-    {
-        "The sending machine asked for a page format or resolution we do not support."
-    } else if is(E::T30_ERR_CALLDROPPED) {
-        "The call was hung up before the fax was finished."
-    } else if is(E::T30_ERR_RX_NOCARRIER) || is(E::T30_ERR_RX_NOEOL) {
-        "The page data stopped arriving part way through (line noise or a dropped connection)."
-    } else if is(E::T30_ERR_FILEERROR)
-        || is(E::T30_ERR_NOPAGE)
-        || is(E::T30_ERR_BADTIFF)
-        || is(E::T30_ERR_BADPAGE)
-        || is(E::T30_ERR_BADTAG)
-        || is(E::T30_ERR_BADTIFFHDR)
-        || is(E::T30_ERR_NOMEM)
-    {
-        "The fax server could not store the pages (a problem on our side)."
-    } else if (E::T30_ERR_RX_ECMPHD as i32..=E::T30_ERR_RX_DCNNORTN as i32).contains(&code)
-        || is(E::T30_ERR_TX_PHDDEAD)
-        || is(E::T30_ERR_TX_ECMPHD)
-    {
-        "The sending machine stopped responding during the transfer (timeout or disconnect)."
-    } else {
-        "The fax transfer failed."
+    match Cause::of(code) {
+        Cause::Ok => "The fax was received completely.",
+        Cause::NoFaxMachine => {
+            "No fax machine answered the handshake: the caller was probably not a fax machine."
+        }
+        Cause::PoorLine => "The two fax machines could not agree on a working speed (a poor line).",
+        Cause::Unsupported => {
+            "The sending machine asked for a page format or resolution we do not support."
+        }
+        Cause::HungUp => "The call was hung up before the fax was finished.",
+        Cause::DataStopped => {
+            "The page data stopped arriving part way through (line noise or a dropped connection)."
+        }
+        Cause::OurStorage => "The fax server could not store the pages (a problem on our side).",
+        Cause::FarEndStopped => {
+            "The sending machine stopped responding during the transfer (timeout or disconnect)."
+        }
+        Cause::Other => "The fax transfer failed.",
     }
 }
 
 /// The sender's side of [`explain`]: a T.30 completion code in words for the person whose
 /// fax coda sent.
 pub fn explain_sent(code: i32) -> &'static str {
-    use sys::t30_err_e as E;
-    let is = |e: E| code == e as i32;
-    if is(E::T30_ERR_OK) {
-        "The fax was sent completely."
-    } else if is(E::T30_ERR_CEDTONE)
-        || is(E::T30_ERR_T0_EXPIRED)
-        || is(E::T30_ERR_T1_EXPIRED)
-        || is(E::T30_ERR_TX_NODIS)
-    {
-        "No fax machine answered at that number."
-    } else if is(E::T30_ERR_CANNOT_TRAIN) || is(E::T30_ERR_HDLC_CARRIER) {
-        "The two fax machines could not agree on a working speed (a poor line)."
-    } else if is(E::T30_ERR_INCOMPATIBLE)
-        || is(E::T30_ERR_RX_INCAPABLE)
-        || is(E::T30_ERR_TX_INCAPABLE)
-        || is(E::T30_ERR_NORESSUPPORT)
-        || is(E::T30_ERR_NOSIZESUPPORT)
-    {
-        "The receiving fax machine cannot accept this page format or resolution."
-    } else if is(E::T30_ERR_CALLDROPPED) {
-        "The call was hung up before the fax was finished."
-    } else if (E::T30_ERR_FILEERROR as i32..=E::T30_ERR_NOMEM as i32).contains(&code) {
-        "The document could not be read for sending (a problem on our side)."
-    } else if (E::T30_ERR_TX_BADDCS as i32..=E::T30_ERR_TX_T5EXP as i32).contains(&code) {
-        "The receiving fax machine stopped responding or refused a page."
-    } else {
-        "The fax transfer failed."
+    match Cause::of(code) {
+        Cause::Ok => "The fax was sent completely.",
+        Cause::NoFaxMachine => "No fax machine answered at that number.",
+        Cause::PoorLine => "The two fax machines could not agree on a working speed (a poor line).",
+        Cause::Unsupported => {
+            "The receiving fax machine cannot accept this page format or resolution."
+        }
+        Cause::HungUp => "The call was hung up before the fax was finished.",
+        Cause::DataStopped | Cause::FarEndStopped => {
+            "The receiving fax machine stopped responding or refused a page."
+        }
+        Cause::OurStorage => "The document could not be read for sending (a problem on our side).",
+        Cause::Other => "The fax transfer failed.",
     }
 }
 

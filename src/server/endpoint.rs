@@ -172,6 +172,21 @@ struct Dialog {
     reinvite_offer: Option<Vec<u8>>,
 }
 
+impl Dialog {
+    /// Where requests we send in this dialog go (RFC 3261 §12.2.1.1).
+    fn route(&self, call_id: &str) -> DialogRoute {
+        DialogRoute {
+            call_id: call_id.to_owned(),
+            local_party: self.local_party.clone(),
+            remote_party: self.remote_party.clone(),
+            remote_target: self.remote_target.clone(),
+            route_set: self.route_set.clone(),
+            peer: self.peer,
+            transport: self.transport.clone(),
+        }
+    }
+}
+
 /// Where requests inside a dialog go and what they carry.
 #[derive(Clone)]
 struct DialogRoute {
@@ -707,15 +722,7 @@ impl Endpoint {
         d.reinvite_offer = Some(offer.clone());
         let cseq = d.next_cseq;
         d.next_cseq += 1;
-        let route = DialogRoute {
-            call_id: call_id.to_owned(),
-            local_party: d.local_party.clone(),
-            remote_party: d.remote_party.clone(),
-            remote_target: d.remote_target.clone(),
-            route_set: d.route_set.clone(),
-            peer: d.peer,
-            transport: d.transport.clone(),
-        };
+        let route = d.route(call_id);
         let mut req = self.in_dialog_request(Method::Invite, &route, cseq);
         let contact = match route.transport {
             Transport::Udp => contact_udp,
@@ -752,15 +759,7 @@ impl Endpoint {
                 .and_then(|c| c.split_whitespace().next())
                 .and_then(|n| n.parse::<u32>().ok())
                 .unwrap_or(d.next_cseq.saturating_sub(1));
-            let route = DialogRoute {
-                call_id: call_id.to_owned(),
-                local_party: d.local_party.clone(),
-                remote_party: d.remote_party.clone(),
-                remote_target: d.remote_target.clone(),
-                route_set: d.route_set.clone(),
-                peer: d.peer,
-                transport: d.transport.clone(),
-            };
+            let route = d.route(call_id);
             let first = d.reinvite_pending;
             d.reinvite_pending = false;
             let offer = d.reinvite_offer.take();
@@ -1290,15 +1289,7 @@ impl Endpoint {
             return;
         };
         debug!(call_id, tag = %d.local_tag, "sending BYE");
-        let route = DialogRoute {
-            call_id: call_id.to_owned(),
-            local_party: d.local_party,
-            remote_party: d.remote_party,
-            remote_target: d.remote_target,
-            route_set: d.route_set,
-            peer: d.peer,
-            transport: d.transport,
-        };
+        let route = d.route(call_id);
         let bye = self.in_dialog_request(Method::Bye, &route, d.next_cseq);
         self.send_client_request(bye, &route).await;
     }

@@ -178,15 +178,14 @@ pub async fn run(
                         .await;
                 }
                 Event::Finished(result) => {
-                    let (shared2, job2, path2, cid) = (
-                        shared.clone(),
-                        job.clone(),
-                        tiff_path.clone(),
-                        call_id.clone(),
-                    );
-                    finalize = Some(tokio::task::spawn_blocking(move || {
-                        store_fax(&shared2, &job2, &path2, &cid, started_unix, &result)
-                    }));
+                    finalize = Some(spawn_store(
+                        &shared,
+                        &job,
+                        &tiff_path,
+                        &call_id,
+                        started_unix,
+                        result,
+                    ));
                 }
                 Event::Hangup => {
                     if !bye_sent && !hung_up {
@@ -330,15 +329,14 @@ pub async fn run(
     // Drain the last events (Finished comes with the final step).
     while let Some(ev) = fax.poll_event() {
         if let Event::Finished(result) = ev {
-            let (shared2, job2, path2, cid) = (
-                shared.clone(),
-                job.clone(),
-                tiff_path.clone(),
-                call_id.clone(),
-            );
-            finalize = Some(tokio::task::spawn_blocking(move || {
-                store_fax(&shared2, &job2, &path2, &cid, started_unix, &result)
-            }));
+            finalize = Some(spawn_store(
+                &shared,
+                &job,
+                &tiff_path,
+                &call_id,
+                started_unix,
+                result,
+            ));
         } else if matches!(ev, Event::Hangup) && !bye_sent && !hung_up {
             bye_sent = true;
             let _ = report
@@ -352,6 +350,26 @@ pub async fn run(
         let _ = f.await;
     }
     let _ = report.send(CallReport::Ended { call_id }).await;
+}
+
+/// Runs [`store_fax`] on the blocking pool.
+fn spawn_store(
+    shared: &Arc<Shared>,
+    job: &FaxJob,
+    tiff_path: &std::path::Path,
+    call_id: &str,
+    started_unix: i64,
+    result: Box<FaxRxResult>,
+) -> tokio::task::JoinHandle<()> {
+    let (shared, job, path, cid) = (
+        shared.clone(),
+        job.clone(),
+        tiff_path.to_path_buf(),
+        call_id.to_owned(),
+    );
+    tokio::task::spawn_blocking(move || {
+        store_fax(&shared, &job, &path, &cid, started_unix, &result)
+    })
 }
 
 /// Turns the received TIFF into a PDF, records the fax and queues its mail. Failures here are

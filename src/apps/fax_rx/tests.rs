@@ -6,8 +6,6 @@ use super::*;
 use crate::apps::fax_loopback::{run, Line, Loss};
 use crate::fax::engine::{AudioFax, Document, T30Options, T38Fax, T38Options};
 use crate::fax::tiff::{self, charts, Bitmap};
-use crate::sdp::t38::EcMode;
-use crate::sdp::T38RateManagement;
 use codecs::g711::Law;
 
 const MAX_STEPS: usize = 15 * 60 * 50;
@@ -33,16 +31,7 @@ fn sender_opts() -> T30Options {
 }
 
 fn negotiated(version: u8) -> NegotiatedT38 {
-    NegotiatedT38 {
-        remote: "127.0.0.1:40000".parse().unwrap(),
-        version,
-        max_bit_rate: 14_400,
-        rate_management: T38RateManagement::TransferredTcf,
-        far_max_datagram: 400,
-        far_max_buffer: 2000,
-        ec_send: EcMode::Redundancy,
-        fill_bit_removal: false,
-    }
+    crate::apps::fax_loopback::loopback_t38(version)
 }
 
 fn finished(events: &mut [Event]) -> Option<FaxRxResult> {
